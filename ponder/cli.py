@@ -1,0 +1,116 @@
+"""``ponder solve | models``: the command line over the same config tree experiments use.
+
+    ponder solve "What is 17 + 25?" strategy=self_consistency strategy.n=16 \
+        budget.generated_tokens=4000 backend=embedded
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from ponder.errors import BadRequestError, PonderError
+
+
+def _quiet_engine_logs(verbose: bool) -> None:
+    level = "INFO" if verbose else "WARNING"
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", level)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", level.lower())
+    logging.basicConfig(level=getattr(logging, level), format="%(levelname)s %(name)s: %(message)s")
+
+
+def _solve(args: argparse.Namespace) -> int:
+    from ponder.api import solve
+    from ponder.config import compose
+
+    config = compose(args.overrides)
+    problem: dict[str, Any] = {"prompt": args.prompt, "reference": args.reference}
+    result = solve(
+        problem,
+        strategy=config["strategy"],
+        backend=config["backend"],
+        budget=config["budget"],
+        seed=config["seed"],
+    )
+    if args.json:
+        print(json.dumps({"config": config, **result.to_dict()}, indent=2))
+    else:
+        print(_summary(result, args.reference))
+    return 0
+
+
+def _summary(result: Any, reference: str | None) -> str:
+    from ponder.verifiers.grading import grade
+
+    usage = result.usage
+    lines = [f"answer: {result.answer}"]
+    if reference is not None:
+        lines.append(f"grade:  {grade(result.answer, reference)} (reference {reference})")
+    for key, value in result.details.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k!r}: {v:g}" for k, v in sorted(value.items(), key=lambda kv: -kv[1]))
+        lines.append(f"{key}: {value}")
+    finished = sum(c.answer is not None for c in result.candidates)
+    lines.append(f"candidates: {len(result.candidates)} ({finished} with an answer)")
+    lines.append(
+        f"usage: {usage.generated_tokens} generated tokens ({usage.cancelled_tokens} cancelled), "
+        f"{usage.prompt_tokens} prompt tokens ({usage.cached_prompt_tokens} from the prefix cache), "
+        f"{usage.model_calls} model calls, {usage.verifier_calls} verifier calls, "
+        f"{usage.wall_seconds:.1f} s"
+    )
+    if result.budget_exhausted:
+        lines.append(f"budget: exhausted by {result.exhausted_by}; this is the best answer so far")
+    return "\n".join(lines)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from ponder.models.registry import list_models, resolve_model
+
+    if args.action == "prepare":
+        print(resolve_model(args.name))
+        return 0
+    for info in list_models():
+        status = "ready" if info.ready else "not prepared (ponder models prepare)"
+        print(f"{info.name}\t{status}\t{info.location}\t{info.source}")
+    print("any local Hugging Face folder or hub name also works: backend.model=PATH_OR_NAME")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ponder", description="Test-time compute for LLMs.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show engine logs")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    solve = commands.add_parser("solve", help="solve one problem with a strategy")
+    solve.add_argument("prompt", help="the question")
+    solve.add_argument("overrides", nargs="*", help="config overrides, e.g. strategy.n=16")
+    solve.add_argument("--reference", help="the right answer, to grade the result")
+    solve.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    solve.set_defaults(handler=_solve)
+
+    models = commands.add_parser("models", help="list or prepare models")
+    models.add_argument("action", nargs="?", choices=["list", "prepare"], default="list")
+    models.add_argument("name", nargs="?", default="embedded", help="model to prepare")
+    models.set_defaults(handler=_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_engine_logs(args.verbose)
+    try:
+        return args.handler(args)
+    except BadRequestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except PonderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""A problem to solve: chat messages or a bare prompt, and optionally its reference answer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Problem(BaseModel):
+    """What the user asks. Exactly one of ``prompt`` and ``messages`` is given."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt: str | None = Field(None, description="A single user turn.")
+    messages: tuple[Message, ...] | None = Field(None, description="A whole chat.")
+    reference: str | None = Field(None, description="The known right answer, for grading.")
+    id: str | None = Field(None, description="A name for this problem in datasets and logs.")
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("prompt is empty; give the question to solve")
+        return value
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Problem:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of prompt and messages")
+        if self.messages is not None and not any(m.role == "user" for m in self.messages):
+            raise ValueError("messages must contain at least one user message")
+        return self
+
+    @classmethod
+    def coerce(cls, value: str | Problem | dict) -> Problem:
+        """Accept what the API takes: a prompt string, a Problem, or its fields as a dict."""
+        if isinstance(value, Problem):
+            return value
+        if isinstance(value, str):
+            return cls(prompt=value)
+        return cls.model_validate(value)
+
+    def chat(self, system_prompt: str | None = None) -> list[dict[str, str]]:
+        """The conversation to render, with ``system_prompt`` first unless one is present."""
+        turns = list(self.messages) if self.messages else [Message(role="user", content=self.prompt or "")]
+        if system_prompt and turns[0].role != "system":
+            turns.insert(0, Message(role="system", content=system_prompt))
+        return [m.model_dump() for m in turns]

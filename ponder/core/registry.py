@@ -1,0 +1,68 @@
+"""Name -> class tables for configured components (strategies, verifiers, backends), so a
+config file or the command line can say ``strategy=self_consistency`` and get a validated
+object, with errors that name the bad field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ponder.errors import BadRequestError, UnknownNameError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def describe_validation_error(kind: str, exc: ValidationError) -> str:
+    """One readable line per problem: ``strategy.n: Input should be greater than 0 (got -1)``."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(root)"
+        got = f" (got {error['input']!r})" if error["type"] != "missing" else ""
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{kind}.{where}: unknown parameter")
+        else:
+            lines.append(f"{kind}.{where}: {error['msg']}{got}")
+    return "; ".join(lines)
+
+
+class Registry(Generic[T]):
+    """Components of one kind, looked up by the ``name`` key of their config."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._classes: dict[str, type[T]] = {}
+
+    def register(self, name: str) -> Callable[[type[T]], type[T]]:
+        def decorate(cls: type[T]) -> type[T]:
+            self._classes[name] = cls
+            return cls
+
+        return decorate
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    def get(self, name: str) -> type[T]:
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise UnknownNameError(self.kind, name, self.names) from None
+
+    def build(self, config: Mapping[str, Any] | T | str) -> T:
+        """A validated component from its name, its config mapping (with ``name``), or itself."""
+        if isinstance(config, BaseModel):
+            return config  # type: ignore[return-value]
+        if isinstance(config, str):
+            config = {"name": config}
+        fields = dict(config)
+        name = fields.pop("name", None)
+        if not name:
+            raise BadRequestError(f"{self.kind} config needs a 'name'; choose one of: {', '.join(self.names)}")
+        cls = self.get(str(name))
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as exc:
+            raise BadRequestError(describe_validation_error(self.kind, exc)) from None

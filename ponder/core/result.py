@@ -1,0 +1,77 @@
+"""One result shape for every strategy: every candidate, the selected one, and honest usage."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ponder.core.generation import FinishReason
+from ponder.core.usage import Usage
+
+
+@dataclass
+class Candidate:
+    """A finished (or budget-cut) chain a strategy considered."""
+
+    index: int
+    text: str
+    num_tokens: int
+    finish_reason: FinishReason | None
+    answer: str | None = None
+    """The answer extracted from ``text`` (None when none could be found)."""
+    score: float | None = None
+    """The verifier's score, for strategies that score candidates."""
+    token_ids: list[int] = field(default_factory=list, repr=False)
+    logprobs: list[float] | None = field(default=None, repr=False)
+    """Logprob of each generated token, when the strategy asked for them."""
+
+    @property
+    def mean_logprob(self) -> float | None:
+        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["token_ids"], data["logprobs"]
+        data["mean_logprob"] = self.mean_logprob
+        return data
+
+
+@dataclass
+class Result:
+    """What a strategy returns. ``answer`` is the selected candidate's answer."""
+
+    strategy: str
+    candidates: list[Candidate]
+    selected_index: int | None
+    usage: Usage
+    budget_exhausted: bool = False
+    """True when the budget ended the run early; the answer is then the best so far."""
+    exhausted_by: str | None = None
+    """Which limit ended it (generated_tokens, total_tokens, model_calls, seconds, ...)."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Strategy-specific evidence, such as vote counts."""
+    tree: Any = None
+    """The reasoning tree, for search strategies."""
+
+    @property
+    def best(self) -> Candidate | None:
+        if self.selected_index is None:
+            return None
+        return self.candidates[self.selected_index]
+
+    @property
+    def answer(self) -> str | None:
+        best = self.best
+        return best.answer if best is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "answer": self.answer,
+            "selected_index": self.selected_index,
+            "budget_exhausted": self.budget_exhausted,
+            "exhausted_by": self.exhausted_by,
+            "details": self.details,
+            "usage": self.usage.to_dict(),
+            "candidates": [c.to_dict() for c in self.candidates],
+        }

@@ -1,0 +1,67 @@
+"""What every strategy is and what it runs with.
+
+A strategy is a frozen pydantic model (its config *is* the object) with one method,
+``async run(problem, ctx) -> Result``. Everything that varies per request lives in the
+``Context``, never on the strategy, so one strategy object serves concurrent requests.
+"""
+
+from __future__ import annotations
+
+import abc
+import random
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ponder.backends.base import Backend
+from ponder.budgets import Ledger
+from ponder.core.problem import Problem
+from ponder.core.registry import Registry
+from ponder.core.result import Result
+
+DEFAULT_SYSTEM_PROMPT = (
+    "Solve the problem step by step. "
+    "Finish with a last line of the form 'Answer: <final answer>'."
+)
+
+
+@dataclass
+class Context:
+    """Per-request state: the engine, the budget ledger and the random stream."""
+
+    backend: Backend
+    ledger: Ledger
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def next_seed(self) -> int:
+        """A request seed drawn from the run's seeded stream (reproducible per run)."""
+        return self.rng.randrange(2**31)
+
+
+class SamplingConfig(BaseModel):
+    """How each chain is sampled."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(0.7, ge=0.0, le=10.0, description="0 means greedy.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_tokens: int = Field(256, ge=1, description="Most tokens per chain.")
+    stop: tuple[str, ...] = Field((), description="Strings that end a chain.")
+
+
+class Strategy(BaseModel, abc.ABC):
+    """Base of every strategy. Subclasses register with ``@strategies.register(name)``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: ClassVar[str]
+    system_prompt: str | None = Field(
+        DEFAULT_SYSTEM_PROMPT, description="Prepended to the chat unless it has a system turn."
+    )
+
+    @abc.abstractmethod
+    async def run(self, problem: Problem, ctx: Context) -> Result: ...
+
+
+strategies: Registry[Strategy] = Registry("strategy")

@@ -1,0 +1,78 @@
+"""Best-of-N: sample N chains, score each with a verifier, pick by the scores.
+
+``selection="argmax"`` returns the top-scored chain (ties: shortest, then earliest).
+``selection="weighted"`` sums scores per distinct answer and returns the answer with the
+largest total (weighted best-of-N), the same vote self-consistency casts, with scores as
+weights. Candidates the verifier could not score take no part in the selection.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from ponder.core.problem import Problem
+from ponder.core.result import Candidate, Result
+from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.strategies.sampling import sample_chains
+from ponder.verifiers.answers import AnswerExtractor
+from ponder.verifiers.base import Verifier, verifiers
+from ponder.verifiers.vote import majority_vote
+
+
+@strategies.register("best_of_n")
+class BestOfN(Strategy):
+    name = "best_of_n"
+
+    n: int = Field(8, ge=1, le=1024, description="Chains sampled (all submitted at once).")
+    sampling: SamplingConfig = SamplingConfig()
+    extractor: AnswerExtractor = AnswerExtractor()
+    verifier: Verifier = Field(
+        default_factory=lambda: verifiers.build("self_certainty"),
+        description="Scores each chain; a registry name, a config with 'name', or an object.",
+    )
+    selection: Literal["argmax", "weighted"] = "argmax"
+
+    @field_validator("verifier", mode="before")
+    @classmethod
+    def _build_verifier(cls, value: object) -> Verifier:
+        return verifiers.build(value)  # type: ignore[arg-type]
+
+    async def run(self, problem: Problem, ctx: Context) -> Result:
+        chains = await sample_chains(
+            problem, ctx, n=self.n, sampling=self.sampling, extractor=self.extractor,
+            system_prompt=self.system_prompt, logprobs=self.verifier.needs_logprobs,
+        )
+        candidates = chains.candidates
+        for candidate, score in zip(candidates, await self.verifier.score(problem, candidates, ctx)):
+            candidate.score = score
+        selected, details = (
+            _argmax(candidates) if self.selection == "argmax" else _weighted(candidates)
+        )
+        return Result(
+            strategy=self.name,
+            candidates=candidates,
+            selected_index=selected,
+            usage=ctx.ledger.spent,
+            budget_exhausted=chains.budget_exhausted,
+            exhausted_by=chains.exhausted_by,
+            details=details,
+        )
+
+
+def _argmax(candidates: list[Candidate]) -> tuple[int | None, dict]:
+    scored = [c for c in candidates if c.score is not None]
+    if not scored:
+        return None, {}
+    best = min(scored, key=lambda c: (-c.score, c.num_tokens, c.index))  # type: ignore[operator]
+    return best.index, {"best_score": best.score}
+
+
+def _weighted(candidates: list[Candidate]) -> tuple[int | None, dict]:
+    scored = [c for c in candidates if c.score is not None]
+    vote = majority_vote(
+        [c.answer for c in scored], [c.num_tokens for c in scored], [c.score for c in scored]
+    )
+    selected = None if vote.winner_index is None else scored[vote.winner_index].index
+    return selected, {"weighted_votes": vote.counts}

@@ -1,0 +1,28 @@
+"""Scoring and checking answers. Importing this package registers the built-in verifiers."""
+
+from ponder.verifiers import self_certainty
+from ponder.verifiers.answers import AnswerExtractor
+from ponder.verifiers.base import Verifier, verifiers
+from ponder.verifiers.certainty import certainty_score, self_certainty as mean_logprob
+from ponder.verifiers.equivalence import answers_equivalent, canonical_answer_key, group_answers
+from ponder.verifiers.grading import Grade, exact_match, grade
+from ponder.verifiers.self_certainty import SelfCertainty
+from ponder.verifiers.vote import VoteResult, majority_vote
+
+__all__ = [
+    "AnswerExtractor",
+    "Grade",
+    "SelfCertainty",
+    "Verifier",
+    "VoteResult",
+    "answers_equivalent",
+    "canonical_answer_key",
+    "certainty_score",
+    "exact_match",
+    "grade",
+    "group_answers",
+    "majority_vote",
+    "mean_logprob",
+    "self_certainty",
+    "verifiers",
+]

@@ -1,0 +1,27 @@
+"""Self-certainty as a verifier: how sure the model was of its own chain, from the token
+logprobs it produced anyway. No extra model call, so no verifier call is charged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from ponder.core.problem import Problem
+from ponder.core.result import Candidate
+from ponder.verifiers.base import Verifier, verifiers
+from ponder.verifiers.certainty import certainty_score
+
+if TYPE_CHECKING:
+    from ponder.strategies.base import Context
+
+
+@verifiers.register("self_certainty")
+class SelfCertainty(Verifier):
+    """Score = exp(mean token logprob), in (0, 1]; None for a chain without logprobs."""
+
+    needs_logprobs: ClassVar[bool] = True
+
+    async def score(
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+    ) -> list[float | None]:
+        return [certainty_score(c.logprobs) for c in candidates]

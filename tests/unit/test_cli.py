@@ -1,0 +1,35 @@
+"""The command line rejects bad input with one clear line and exit status 2, before any
+engine starts (these run in well under a second)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ponder.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["solve", "hi", "strategy=nonesuch"], "Could not find 'strategy/nonesuch'"),
+        (["solve", "hi", "strategy.n=0"], "strategy.n: Input should be greater than or equal to 1"),
+        (["solve", "hi", "strategy.nn=2"], "Key 'nn' is not in struct"),
+        (["solve", "hi", "budget.generated_tokens=-5"], "budget.generated_tokens"),
+        (["solve", "  "], "prompt is empty"),
+        (["solve", "hi", "backend.model=/no/such/model"], "model path '/no/such/model' does not exist"),
+        (["solve", "hi", "backend.dtype=3", "backend.max_num_seqs=0"], "backend.max_num_seqs"),
+    ],
+    ids=["unknown-strategy", "zero-n", "unknown-key", "negative-budget", "empty-prompt",
+         "missing-model-path", "bad-backend-setting"],
+)
+def test_bad_input_is_one_clear_error(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_models_lists_the_embedded_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    assert capsys.readouterr().out.startswith("embedded\t")
