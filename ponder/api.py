@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -88,3 +89,16 @@ def solve(problem: Problem | str | Mapping[str, Any], **options: Any) -> Result:
     if _runner is None:
         _runner = asyncio.Runner()
     return _runner.run(asolve(problem, **options))
+
+
+def shutdown() -> None:
+    """Stop the engines ``solve`` started and its event loop (at exit, or to free memory)."""
+    global _runner
+    if _runner is None:
+        return
+    if "ponder.backends.vllm_engine" in sys.modules:
+        from ponder.backends.vllm_engine import VllmBackend
+
+        _runner.run(VllmBackend.close_shared())
+    _runner.close()
+    _runner = None

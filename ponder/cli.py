@@ -17,25 +17,30 @@ from ponder.errors import BadRequestError, PonderError
 
 
 def _quiet_engine_logs(verbose: bool) -> None:
-    level = "INFO" if verbose else "WARNING"
+    """Engine chatter goes to stderr, and only errors unless asked: stdout is for results."""
+    level = "INFO" if verbose else "ERROR"
     os.environ.setdefault("VLLM_LOGGING_LEVEL", level)
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", level.lower())
     logging.basicConfig(level=getattr(logging, level), format="%(levelname)s %(name)s: %(message)s")
 
 
 def _solve(args: argparse.Namespace) -> int:
-    from ponder.api import solve
+    from ponder.api import shutdown, solve
     from ponder.config import compose
 
     config = compose(args.overrides)
     problem: dict[str, Any] = {"prompt": args.prompt, "reference": args.reference}
-    result = solve(
-        problem,
-        strategy=config["strategy"],
-        backend=config["backend"],
-        budget=config["budget"],
-        seed=config["seed"],
-    )
+    try:
+        result = solve(
+            problem,
+            strategy=config["strategy"],
+            backend=config["backend"],
+            budget=config["budget"],
+            seed=config["seed"],
+        )
+    finally:
+        shutdown()
     if args.json:
         print(json.dumps({"config": config, **result.to_dict()}, indent=2))
     else:

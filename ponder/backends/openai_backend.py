@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
@@ -48,6 +48,7 @@ from urllib.parse import urlparse
 import openai
 
 from ponder.backends.base import Backend
+from ponder.backends.tokenization import HuggingFaceTokenization
 from ponder.core.generation import (
     Completion,
     FinishReason,
@@ -71,7 +72,7 @@ _FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", 
 _RETRYABLE_4XX = (408, 429)
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(HuggingFaceTokenization, Backend):
     """A ``Backend`` that sends each request to an OpenAI-compatible server over HTTP."""
 
     name = "openai"
@@ -115,17 +116,8 @@ class OpenAIBackend(Backend):
         self._closed = False
 
     # -- tokenization ---------------------------------------------------------------------
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
-
     def render_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        rendered = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
-        )
-        ids = self.encode(rendered)
+        ids = super().render_chat(messages)
         if self.mode == "chat":  # the chat API needs the messages back, not the ids
             key = tuple(ids)
             self._chats[key] = [dict(m) for m in messages]
@@ -133,11 +125,6 @@ class OpenAIBackend(Backend):
             if len(self._chats) > _REMEMBERED_CHATS:
                 self._chats.popitem(last=False)
         return ids
-
-    @property
-    def eos_token_ids(self) -> tuple[int, ...]:
-        eos = self.tokenizer.eos_token_id
-        return () if eos is None else (eos,)
 
     # -- generation -----------------------------------------------------------------------
     async def _stream(

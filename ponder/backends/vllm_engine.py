@@ -12,12 +12,13 @@ import asyncio
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.backends.base import Backend
+from ponder.backends.tokenization import HuggingFaceTokenization
 from ponder.core.generation import Completion, FinishReason, GenerationRequest, GenerationState
 from ponder.errors import BackendDeadError, BackendError, BadRequestError
 from ponder.models.registry import resolve_model
@@ -64,7 +65,7 @@ def _apply_cpu_environment(config: VllmConfig) -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(config.cpu_kv_cache_gib))
 
 
-class VllmBackend(Backend):
+class VllmBackend(HuggingFaceTokenization, Backend):
     """A ``Backend`` over an in-process ``AsyncLLM``. Build it with ``await VllmBackend.start()``
     (or ``VllmBackend.shared()`` to reuse the process's engine)."""
 
@@ -127,24 +128,6 @@ class VllmBackend(Backend):
             backend = await cls.start(config)
             cls._shared[config] = backend
         return backend
-
-    # -- tokenization -------------------------------------------------------------------------
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
-
-    def render_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        rendered = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
-        )
-        return self.tokenizer.encode(rendered, add_special_tokens=False)
-
-    @property
-    def eos_token_ids(self) -> tuple[int, ...]:
-        eos = self.tokenizer.eos_token_id
-        return () if eos is None else (eos,)
 
     # -- generation ---------------------------------------------------------------------------
     def _sampling_params(self, request: GenerationRequest) -> Any:
@@ -211,9 +194,18 @@ class VllmBackend(Backend):
             return
         self._closed = True
         self.engine.shutdown()
+        # vLLM's finalizer calls shutdown() again, which raises when it runs during interpreter
+        # teardown; everything is shut down already, so that second call has nothing to do.
+        self.engine.shutdown = lambda timeout=None: None
         for key, backend in list(self._shared.items()):
             if backend is self:
                 del self._shared[key]
+
+    @classmethod
+    async def close_shared(cls) -> None:
+        """Shut down every engine ``shared`` started."""
+        for backend in list(cls._shared.values()):
+            await backend.close()
 
 
 _FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "aborted"}
