@@ -1,10 +1,20 @@
-"""Scoring and checking answers. Importing this package registers the built-in verifiers."""
+"""Scoring and checking answers. Importing this package registers the built-in verifiers.
+
+``mean_logprob`` is ``certainty.self_certainty`` under another name: ``self_certainty`` here
+is the module holding the ``SelfCertainty`` verifier.
+"""
 
 from ponder.verifiers import self_certainty
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Verifier, verifiers
-from ponder.verifiers.certainty import certainty_score, self_certainty as mean_logprob
-from ponder.verifiers.equivalence import answers_equivalent, canonical_answer_key, group_answers
+from ponder.verifiers.certainty import certainty_score
+from ponder.verifiers.certainty import self_certainty as mean_logprob
+from ponder.verifiers.equivalence import (
+    answers_equivalent,
+    canonical_answer_key,
+    group_answers,
+    normalize_answer,
+)
 from ponder.verifiers.grading import Grade, exact_match, grade
 from ponder.verifiers.self_certainty import SelfCertainty
 from ponder.verifiers.vote import VoteResult, majority_vote
@@ -23,6 +33,7 @@ __all__ = [
     "group_answers",
     "majority_vote",
     "mean_logprob",
+    "normalize_answer",
     "self_certainty",
     "verifiers",
 ]

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from enum import StrEnum
 
-from ponder.verifiers.equivalence import answers_equivalent, canonical_answer_key
+from ponder.verifiers.equivalence import answers_equivalent, normalize_answer
 
-Grade = Literal["correct", "incorrect", "unknown"]
+
+class Grade(StrEnum):
+    """A grade; a ``str``, so it prints and serialises as its value."""
+
+    CORRECT = "correct"
+    INCORRECT = "incorrect"
+    UNKNOWN = "unknown"
+    """No reference to grade against: not a wrong answer, so kept apart from INCORRECT."""
 
 
 def grade(predicted: str | None, reference: str | None) -> Grade:
-    """``unknown`` without a reference (not ``incorrect``); no answer is ``incorrect``."""
+    """Correct when the answers are equivalent (``1/2`` for ``0.5``); no answer is incorrect."""
     if reference is None:
-        return "unknown"
+        return Grade.UNKNOWN
     if predicted is None:
-        return "incorrect"
-    return "correct" if answers_equivalent(predicted, reference) else "incorrect"
+        return Grade.INCORRECT
+    return Grade.CORRECT if answers_equivalent(predicted, reference) else Grade.INCORRECT
 
 
 def exact_match(predicted: str | None, reference: str | None) -> bool:
-    """The strict grader: equal after trimming decoration and normalising plain numbers."""
+    """The strict grader: equal strings once meaningless decoration is gone (``$42$`` matches
+    ``42``; ``42.0`` and ``1+x`` do not match ``42`` and ``x+1``)."""
     if predicted is None or reference is None:
         return False
-    return canonical_answer_key(predicted) == canonical_answer_key(reference)
+    return normalize_answer(predicted) == normalize_answer(reference)
