@@ -24,9 +24,9 @@ _ANSWER_MARKER = re.compile(
 _NUMBER = re.compile(
     r"(?<![\w.])(?:(?<![\w)\]}])-)?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:/\d+)?"
 )
-_WRAPPERS = ("**", "__", "$", "*")
+_WRAPPERS = ("**", "__", "$", "*", '"', "'")
 _SENTENCE_END = re.compile(r"\.\s")
-_NUMBER_THEN_WORDS = re.compile(r"(-?[\d,]*\d(?:\.\d+)?)\s+[A-Za-z][A-Za-z\s]*")
+_NUMBER_THEN_WORDS = re.compile(r"(-?[\d,]*\d(?:\.\d+)?)\s+[A-Za-z]")
 
 
 def matching_brace(text: str, start: int) -> int | None:
@@ -51,7 +51,8 @@ def _boxed(text: str) -> str | None:
 
 def _answer_line(text: str) -> str | None:
     """The rest of the sentence after the last "Answer:" / "answer is" / "Final answer:"
-    marker, unwrapped; of "17 apples" only the number, so it compares equal to "17"."""
+    marker, unwrapped; of an equation its right-hand side ("3 + 4 = 7" gives "7"); of a
+    number followed by words ("17 apples", "5 because ...") only the number."""
     markers = list(_ANSWER_MARKER.finditer(text))
     if not markers:
         return None
@@ -60,13 +61,14 @@ def _answer_line(text: str) -> str | None:
     previous = None
     while line != previous:
         previous = line
-        line = line.strip().rstrip(".").strip()
+        line = line.strip().lstrip(":").rstrip(".").strip()
         for wrapper in _WRAPPERS:
             inner = line[len(wrapper) : -len(wrapper)]
             wrapped = line.startswith(wrapper) and line.endswith(wrapper)
             if wrapped and inner and wrapper not in inner:
                 line = inner
-    with_unit = _NUMBER_THEN_WORDS.fullmatch(line)
+    line = line.rsplit("=", 1)[-1].strip()
+    with_unit = _NUMBER_THEN_WORDS.match(line)
     return with_unit.group(1) if with_unit else line
 
 

@@ -86,3 +86,19 @@ def test_invalid_config_names_the_field(fields: dict, message: str) -> None:
 def test_extractor_is_frozen() -> None:
     with pytest.raises(ValidationError):
         AnswerExtractor().methods = ("boxed",)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("Answer: 17 + 32 = 49", "49"),
+        ("Answer: x = 3", "3"),
+        ("The answer is : 54", "54"),
+        ('Answer: "50"', "50"),
+        ("Answer: 5 because you can add 2 and 3", "5"),
+        ("Answer: 3 + 4", "3 + 4"),
+    ],
+    ids=["equation-right-side", "assignment", "stray-colon", "quoted", "number-then-reason", "expression-kept"],
+)
+def test_answer_line_cleans_what_small_models_write(text: str, answer: str) -> None:
+    assert AnswerExtractor().extract(text) == answer
