@@ -5,7 +5,9 @@ All samples go to the engine as one request with ``n`` set, so the engine batche
 computes the prompt once. When the budget cannot cover ``n × max_tokens`` at once, as many
 samples as fit are submitted; after they finish, the unused part of the reservation is
 released and another wave is submitted with what is left, until ``n`` chains exist or
-nothing more fits. The budget's clock cuts waves short and aborts them in the engine.
+nothing more fits. When not even one full chain fits, one chain as long as the budget allows
+is tried, so a small budget still gives its best answer. The budget's clock cuts waves
+short and aborts them in the engine.
 """
 
 from __future__ import annotations
@@ -42,9 +44,13 @@ async def sample_chains(
     timed_out = False
     while len(candidates) < n and not timed_out:
         wanted = n - len(candidates)
-        fitting = max(1, ctx.ledger.fit_samples(wanted, sampling.max_tokens, len(prompt)))
+        fitting = ctx.ledger.fit_samples(wanted, sampling.max_tokens, len(prompt))
+        max_tokens = sampling.max_tokens
+        if fitting == 0 and not candidates:
+            # Not even one full chain fits: one shorter chain beats no answer at all.
+            fitting, max_tokens = 1, _tokens_for_one_chain(ctx, len(prompt), max_tokens)
         reservation = ctx.ledger.try_reserve(
-            generated_tokens=fitting * sampling.max_tokens, prompt_tokens=len(prompt), model_calls=1
+            generated_tokens=max(fitting, 1) * max_tokens, prompt_tokens=len(prompt), model_calls=1
         )
         if reservation is None:
             break
@@ -54,7 +60,7 @@ async def sample_chains(
                 n=fitting,
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
-                max_tokens=sampling.max_tokens,
+                max_tokens=max_tokens,
                 stop=sampling.stop,
                 logprobs=0 if logprobs else None,
                 seed=ctx.next_seed(),
@@ -70,6 +76,19 @@ async def sample_chains(
     exhausted = len(candidates) < n
     exhausted_by = ctx.ledger.exhausted_by or ("seconds" if timed_out else None)
     return SampledChains(candidates, exhausted, exhausted_by if exhausted else None)
+
+
+def _tokens_for_one_chain(ctx: Context, prompt_tokens: int, max_tokens: int) -> int:
+    """The most tokens one chain may generate within what the budget has left (at least 1,
+    so that a budget with nothing left is refused by the reservation and says so)."""
+    limits = [max_tokens]
+    generated = ctx.ledger.remaining("generated_tokens")
+    total = ctx.ledger.remaining("total_tokens")
+    if generated is not None:
+        limits.append(int(generated))
+    if total is not None:
+        limits.append(int(total) - prompt_tokens)
+    return max(1, min(limits))
 
 
 def _candidate(index: int, completion: Completion, extractor: AnswerExtractor) -> Candidate:

@@ -33,3 +33,12 @@ def test_bad_input_is_one_clear_error(argv: list[str], message: str, capsys: pyt
 def test_models_lists_the_embedded_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
     assert capsys.readouterr().out.startswith("embedded\t")
+
+
+def test_a_server_that_does_not_answer_is_one_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["solve", "hi", "backend=openai", "backend.base_url=http://127.0.0.1:9/v1",
+            "backend.model=smollm2", "backend.tokenizer=embedded", "backend.max_retries=0"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "no OpenAI-compatible server answers at http://127.0.0.1:9/v1" in err
+    assert "Traceback" not in err

@@ -8,6 +8,7 @@ from conftest import scripted_context
 from ponder.backends.scripted import ScriptedSample
 from ponder.budgets import Budget
 from ponder.core.problem import Problem
+from ponder.core.usage import Usage
 from ponder.strategies import SamplingConfig, SelfConsistency
 
 PROBLEM = Problem(prompt="What is 40 + 2?")
@@ -67,12 +68,23 @@ async def test_a_budget_that_runs_out_returns_the_best_so_far() -> None:
     assert result.usage.generated_tokens <= 25
 
 
-async def test_a_budget_too_small_for_one_chain_returns_no_answer() -> None:
-    ctx = scripted_context(["Answer: 1"], Budget(generated_tokens=5))
+async def test_a_budget_too_small_for_one_chain_tries_one_shorter_chain() -> None:
+    ctx = scripted_context(["Answer: 1", "Answer: 2"], Budget(generated_tokens=5))
     result = await SelfConsistency(n=2, sampling=SamplingConfig(max_tokens=20)).run(PROBLEM, ctx)
-    assert result.answer is None and result.candidates == []
+    assert [r.params.max_tokens for r in ctx.backend.requests] == [5]
+    assert [c.text for c in result.candidates] == ["Answe"]
+    assert result.answer is None
     assert result.budget_exhausted and result.exhausted_by == "generated_tokens"
-    assert result.usage.generated_tokens == 0
+    assert result.usage.generated_tokens == 5
+
+
+async def test_a_spent_budget_submits_nothing() -> None:
+    ctx = scripted_context(["Answer: 1"], Budget(model_calls=1))
+    ctx.ledger.charge(Usage(model_calls=1))
+    result = await SelfConsistency(n=2).run(PROBLEM, ctx)
+    assert ctx.backend.requests == []
+    assert result.candidates == [] and result.answer is None
+    assert result.budget_exhausted and result.exhausted_by == "model_calls"
 
 
 async def test_the_clock_aborts_slow_chains_and_counts_their_tokens() -> None:

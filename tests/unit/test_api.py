@@ -1,0 +1,70 @@
+"""The Python entry points over the scripted backend: specs in every accepted form,
+validation before any engine work, and the sync wrapper's guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from ponder import Budget, Problem, asolve, solve
+from ponder.backends.scripted import ScriptedBackend
+from ponder.errors import BadRequestError
+
+
+async def test_asolve_takes_names_and_mappings() -> None:
+    backend = ScriptedBackend.from_script(["Answer: 4", "Answer: 4", "Answer: 5"])
+    result = await asolve(
+        {"prompt": "What is 2 + 2?", "reference": "4"},
+        strategy={"name": "self_consistency", "n": 3},
+        backend=backend,
+        budget={"generated_tokens": 1000, "seconds": None},
+    )
+    assert result.answer == "4"
+    assert result.usage.generated_tokens == 27
+    assert result.usage.wall_seconds > 0
+
+
+async def test_the_seed_makes_request_seeds_reproducible() -> None:
+    seeds = []
+    for _ in range(2):
+        backend = ScriptedBackend.from_script(["Answer: 1"] * 2)
+        await asolve(Problem(prompt="q"), strategy={"name": "self_consistency", "n": 2}, backend=backend, seed=7)
+        seeds.append(backend.requests[0].params.seed)
+    assert seeds[0] == seeds[1] is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"strategy": "nonesuch"}, "unknown strategy 'nonesuch'"),
+        ({"budget": Budget(model_calls=1), "strategy": {"name": "best_of_n", "verifier": "oracle"}}, "unknown verifier"),
+        ({"budget": {"total_tokens": -1}}, "budget.total_tokens"),
+        ({"budget": {"tokens": 5}}, "budget.tokens: unknown parameter"),
+    ],
+    ids=["unknown-strategy", "unknown-verifier", "negative-limit", "unknown-limit"],
+)
+async def test_bad_specs_fail_before_the_backend_is_used(kwargs: dict, message: str) -> None:
+    backend = ScriptedBackend.from_script([])
+    with pytest.raises(BadRequestError, match=message):
+        await asolve("q", backend=backend, **kwargs)
+    assert backend.requests == []
+
+
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [("", "prompt is empty"), ({"prompt": "q", "messages": [{"role": "user", "content": "q"}]}, "exactly one"),
+     ({"messages": [{"role": "system", "content": "be brief"}]}, "at least one user message")],
+    ids=["empty", "both-prompt-and-messages", "no-user-turn"],
+)
+async def test_bad_problems_are_bad_requests(problem: object, message: str) -> None:
+    with pytest.raises(BadRequestError, match=message):
+        await asolve(problem, backend=ScriptedBackend.from_script([]))
+
+
+async def test_solve_refuses_to_run_inside_an_event_loop() -> None:
+    with pytest.raises(BadRequestError, match="use `await asolve"):
+        solve("q", backend=ScriptedBackend.from_script([]))
+
+
+def test_solve_runs_synchronously() -> None:
+    result = solve("q", strategy={"name": "self_consistency", "n": 1}, backend=ScriptedBackend.from_script(["Answer: 9"]))
+    assert result.answer == "9"
