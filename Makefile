@@ -4,8 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # vLLM's CUDA build where an NVIDIA GPU is present, its CPU build otherwise.
 ENGINE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
-PROMPT ?= What is 17 + 25?
-REFERENCE ?= 42
+PROMPT ?= What is 6 times 2?
+REFERENCE ?= 12
 
 .PHONY: setup demo test unit bench clean
 

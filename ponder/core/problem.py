@@ -22,6 +22,9 @@ class Problem(BaseModel):
     prompt: str | None = Field(None, description="A single user turn.")
     messages: tuple[Message, ...] | None = Field(None, description="A whole chat.")
     reference: str | None = Field(None, description="The known right answer, for grading.")
+    tests: tuple[str, ...] = Field(
+        (), description="For code problems: Python test snippets (asserts) a candidate must pass."
+    )
     id: str | None = Field(None, description="A name for this problem in datasets and logs.")
 
     @field_validator("prompt")

@@ -21,6 +21,10 @@ class Candidate:
     """The answer extracted from ``text`` (None when none could be found)."""
     score: float | None = None
     """The verifier's score, for strategies that score candidates."""
+    score_reason: str | None = None
+    """Why the verifier scored as it did (or could not score), when it says."""
+    step_scores: tuple[float | None, ...] | None = None
+    """A process verifier's per-step scores (``score`` is their aggregate)."""
     token_ids: list[int] = field(default_factory=list, repr=False)
     logprobs: list[float] | None = field(default=None, repr=False)
     """Logprob of each generated token, when the strategy asked for them."""
@@ -28,6 +32,12 @@ class Candidate:
     @property
     def mean_logprob(self) -> float | None:
         return sum(self.logprobs) / len(self.logprobs) if self.logprobs else None
+
+    def record(
+        self, score: float | None, reason: str | None, steps: tuple[float | None, ...] | None = None
+    ) -> None:
+        """Keep a verifier's verdict on this candidate."""
+        self.score, self.score_reason, self.step_scores = score, reason, steps
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import random
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,10 +20,8 @@ from ponder.core.problem import Problem
 from ponder.core.registry import Registry
 from ponder.core.result import Result
 
-DEFAULT_SYSTEM_PROMPT = (
-    "Solve the problem step by step. "
-    "Finish with a last line of the form 'Answer: <final answer>'."
-)
+DEFAULT_SYSTEM_PROMPT = "Answer the question. End with 'Answer: <final answer>'."
+"""Short on purpose: small models follow a short instruction more often than a long one."""
 
 
 @dataclass
@@ -33,6 +31,8 @@ class Context:
     backend: Backend
     ledger: Ledger
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    score_cache: dict[tuple, Any] = field(default_factory=dict)
+    """Verifier results of this run, so no (verifier, problem, text) is scored twice."""
 
     def next_seed(self) -> int:
         """A request seed drawn from the run's seeded stream (reproducible per run)."""

@@ -46,7 +46,7 @@ class BestOfN(Strategy):
         )
         candidates = chains.candidates
         for candidate, score in zip(candidates, await self.verifier.score(problem, candidates, ctx)):
-            candidate.score = score
+            candidate.record(score.value, score.reason, score.steps)
         selected, details = (
             _argmax(candidates) if self.selection == "argmax" else _weighted(candidates)
         )

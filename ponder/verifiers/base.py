@@ -1,9 +1,17 @@
-"""The outcome-verifier interface: score finished candidates, all of them in one call."""
+"""The verifier interface: score many candidates in one call, cached, charged to the budget.
+
+Subclasses implement ``_score`` for the candidates not scored before in this run; the public
+``score`` skips the ones already scored (same problem, same text, same verifier), reserves
+one verifier call per candidate it sends on when the verifier runs a model or a program,
+and records each result. A verifier that cannot score a candidate returns a ``Score`` with
+``value=None`` and the reason: never a made-up number.
+"""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -11,23 +19,69 @@ from pydantic import BaseModel, ConfigDict
 from ponder.core.problem import Problem
 from ponder.core.registry import Registry
 from ponder.core.result import Candidate
+from ponder.core.usage import Usage
+from ponder.errors import BudgetExhaustedError
 
 if TYPE_CHECKING:
     from ponder.strategies.base import Context
 
 
+@dataclass(frozen=True)
+class Score:
+    value: float | None
+    """In [0, 1], higher is better; None when the candidate could not be scored."""
+    reason: str | None = None
+    """Why the value is what it is, when that is worth saying (a failed test, a timeout)."""
+    steps: tuple[float | None, ...] | None = None
+    """Per-step scores, for process verifiers (``value`` is then their aggregate)."""
+
+
 class Verifier(BaseModel, abc.ABC):
-    """Scores candidates: higher is better; None means "could not score" (never a fake 0)."""
+    """Base of every verifier. Subclasses register with ``@verifiers.register(name)``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     needs_logprobs: ClassVar[bool] = False
     """Strategies ask the engine for token logprobs when their verifier needs them."""
+    counts_as_call: ClassVar[bool] = True
+    """Whether scoring one candidate spends a verifier call (False for free checks)."""
 
-    @abc.abstractmethod
     async def score(
         self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
-    ) -> list[float | None]: ...
+    ) -> list[Score]:
+        """One ``Score`` per candidate, in order. Candidates the budget cannot pay for get
+        ``Score(None, reason)``."""
+        cache = ctx.score_cache
+        keys = [(self._cache_key(), problem, c.text) for c in candidates]
+        todo = list(dict.fromkeys(k for k in keys if k not in cache))
+        if todo:
+            fresh = [next(c for c, k in zip(candidates, keys) if k == key) for key in todo]
+            for key, result in zip(todo, await self._score_within_budget(problem, fresh, ctx)):
+                cache[key] = result
+        return [cache[k] for k in keys]
+
+    async def _score_within_budget(
+        self, problem: Problem, candidates: list[Candidate], ctx: Context
+    ) -> list[Score]:
+        if not self.counts_as_call:
+            return await self._score(problem, candidates, ctx)
+        try:
+            reservation = ctx.ledger.reserve(verifier_calls=len(candidates))
+        except BudgetExhaustedError as exc:
+            return [Score(None, f"not scored: {exc}")] * len(candidates)
+        with reservation:
+            scores = await self._score(problem, candidates, ctx)
+            reservation.settle(Usage(verifier_calls=len(candidates)))
+        return scores
+
+    def _cache_key(self) -> str:
+        return f"{type(self).__name__}:{self.model_dump_json()}"
+
+    @abc.abstractmethod
+    async def _score(
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+    ) -> list[Score]:
+        """Score candidates never scored before in this run, all in one batch."""
 
 
 verifiers: Registry[Verifier] = Registry("verifier")

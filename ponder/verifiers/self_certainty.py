@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
-from ponder.verifiers.base import Verifier, verifiers
+from ponder.verifiers.base import Score, Verifier, verifiers
 from ponder.verifiers.certainty import certainty_score
 
 if TYPE_CHECKING:
@@ -20,8 +20,13 @@ class SelfCertainty(Verifier):
     """Score = exp(mean token logprob), in (0, 1]; None for a chain without logprobs."""
 
     needs_logprobs: ClassVar[bool] = True
+    counts_as_call: ClassVar[bool] = False
 
-    async def score(
+    async def _score(
         self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
-    ) -> list[float | None]:
-        return [certainty_score(c.logprobs) for c in candidates]
+    ) -> list[Score]:
+        return [
+            Score(value) if (value := certainty_score(c.logprobs)) is not None
+            else Score(None, "the chain has no token logprobs")
+            for c in candidates
+        ]

@@ -11,7 +11,7 @@ from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
 from ponder.strategies import Context
-from ponder.verifiers.base import Verifier
+from ponder.verifiers.base import Score, Verifier
 
 
 def scripted_context(samples: Sequence[ScriptedSample | str], budget: Budget | None = None) -> Context:
@@ -27,5 +27,5 @@ class TableVerifier(Verifier):
 
     table: tuple[float | None, ...]
 
-    async def score(self, problem: Problem, candidates: Sequence[Candidate], ctx: Context) -> list[float | None]:
-        return [self.table[c.index] for c in candidates]
+    async def _score(self, problem: Problem, candidates: Sequence[Candidate], ctx: Context) -> list[Score]:
+        return [Score(self.table[c.index]) for c in candidates]

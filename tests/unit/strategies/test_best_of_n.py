@@ -12,7 +12,7 @@ from ponder.core.problem import Problem
 from ponder.strategies import BestOfN
 
 PROBLEM = Problem(prompt="What is 40 + 2?")
-SCRIPT = ["Answer: 41", "Answer: 42", "Answer: 42", "Answer: 43"]
+SCRIPT = ["Answer: 41", "Answer: 42", "so Answer: 42", "Answer: 43"]
 
 
 @pytest.mark.parametrize(
