@@ -1,7 +1,7 @@
 """Self-consistency through ponder against the raw engine ceiling, in one run, one engine.
 
 Ceiling: for each problem, one vLLM request with n=N straight to ``AsyncLLM.generate``
-(no ponder code on the path), all problems at once. ponder: ``asolve`` with
+(no ponder code on the path, final output only, no streaming), all problems at once. ponder: ``asolve`` with
 ``self_consistency`` (n=N) for the same problems at once, same sampling settings. Both
 figures are generated tokens per second of wall time; the ratio is what ponder keeps of the
 engine's speed. Rounds alternate (ceiling, ponder, ceiling, ponder, ...) so drift on a
@@ -13,6 +13,7 @@ shared machine hits both.
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import statistics
 import time
@@ -41,9 +42,13 @@ PROBLEMS = [
 async def ceiling_round(backend: VllmBackend, strategy: SelfConsistency, problems: list[Problem]) -> tuple[int, float]:
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
+    from vllm.sampling_params import RequestOutputKind
 
     s = strategy.sampling
-    params = SamplingParams(n=strategy.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens)
+    params = SamplingParams(
+        n=strategy.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
+        output_kind=RequestOutputKind.FINAL_ONLY,  # no streaming: the engine's fastest path
+    )
     prompts = [backend.render(p, strategy.system_prompt) for p in problems]
 
     async def one(index: int, prompt: list[int]) -> int:
@@ -65,7 +70,7 @@ async def ponder_round(backend: VllmBackend, strategy: SelfConsistency, problems
 
 
 async def main(args: argparse.Namespace) -> None:
-    backend = await VllmBackend.shared()
+    backend = await VllmBackend.shared(stream_interval=args.stream_interval)
     strategy = SelfConsistency(n=args.n, sampling=SamplingConfig(max_tokens=args.max_tokens))
     problems = [Problem(prompt=q) for q in PROBLEMS[: args.problems]]
     await ceiling_round(backend, strategy, problems[:1])  # warm-up: first-call costs
@@ -79,7 +84,8 @@ async def main(args: argparse.Namespace) -> None:
         print(f"round {round_index + 1} ponder:  {tokens} tokens in {seconds:.1f} s = {ours[-1]:.1f} tok/s")
     ratio = statistics.mean(o / c for o, c in zip(ours, ceiling))
     print(
-        f"\nself_consistency n={args.n} on {len(problems)} problems, {args.rounds} rounds:\n"
+        f"\nself_consistency n={args.n} on {len(problems)} problems, {args.rounds} rounds, "
+        f"stream_interval={args.stream_interval}:\n"
         f"  raw engine ceiling: {statistics.mean(ceiling):.1f} generated tok/s\n"
         f"  ponder:             {statistics.mean(ours):.1f} generated tok/s\n"
         f"  ratio ponder/ceiling: {ratio:.3f} (target >= 0.90)"
@@ -88,9 +94,11 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--problems", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--stream-interval", type=int, default=1, help="backend.stream_interval")
     asyncio.run(main(parser.parse_args()))

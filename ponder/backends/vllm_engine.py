@@ -43,6 +43,13 @@ class VllmConfig(BaseModel):
         None, description="CPU only: cores to bind, e.g. '0-7'. None: all cores, none reserved."
     )
     seed: int = Field(0, description="Engine-wide sampling seed.")
+    stream_interval: int = Field(
+        1,
+        ge=1,
+        description="Tokens between progress updates of a running sample. Finished samples "
+        "are reported at once whatever this is; larger values save front-end work, but a "
+        "cancelled sample's count can then miss up to this many tokens minus one.",
+    )
     request_seeds: bool | None = Field(
         None,
         description="Pass per-request seeds to the engine. None: on GPU only (the CPU engine "
@@ -146,6 +153,7 @@ class VllmBackend(HuggingFaceTokenization, Backend):
             logprobs=p.logprobs,
             seed=p.seed if self.honours_request_seeds else None,
             output_kind=RequestOutputKind.DELTA,
+            stream_interval=self.config.stream_interval,
         )
 
     def _check_fits(self, request: GenerationRequest) -> None:

@@ -1,0 +1,207 @@
+"""LLM-as-judge verifiers: a model reads a prompt about the solution (or one step of it) and
+its verdict is read from the top logprobs of the single token it generates.
+
+``LLMJudge`` judges whole solutions; ``StepJudge`` judges every step of every path, each step
+shown after the ones before it. Every prompt of a scoring call goes to the engine at once, so
+the engine batches them; the tokens are charged to the run's ledger, while the calls count as
+verifier calls (charged by the base class), not model calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import string
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ponder.backends.base import Backend
+from ponder.backends.factory import build_backend
+from ponder.core.generation import GenerationRequest, GenerationState, SamplingParams
+from ponder.core.problem import Problem
+from ponder.core.result import Candidate
+from ponder.core.usage import Usage
+from ponder.errors import BudgetExhaustedError
+from ponder.verifiers.base import Score, Verifier, verifiers
+from ponder.verifiers.judge_scoring import TOP_LOGPROBS, JudgeMode, verdict_score
+from ponder.verifiers.process import ProcessVerifier
+
+if TYPE_CHECKING:
+    from ponder.strategies.base import Context
+
+_VERDICT = SamplingParams(n=1, temperature=1.0, max_tokens=1, logprobs=TOP_LOGPROBS)
+"""One token is the verdict; only its logprobs matter, so the sampled token does not."""
+
+_REPLY = {
+    "yes_no": "Reply with Yes or No.",
+    "digit": "Reply with one digit from 0 (surely wrong) to 9 (surely right).",
+}
+
+
+def placeholders(template: str) -> set[str]:
+    """Names of the ``{name}`` fields in a str.format template (``{{`` is a literal brace)."""
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"template is not a valid format string: {exc}") from None
+
+
+def _braced(names: set[str] | frozenset[str]) -> str:
+    return ", ".join(f"{{{name}}}" for name in sorted(names))
+
+
+def problem_text(problem: Problem) -> str:
+    """The question as a judge reads it: the prompt, or the chat's last user turn."""
+    if problem.prompt is not None:
+        return problem.prompt
+    return next(m.content for m in reversed(problem.messages or ()) if m.role == "user")
+
+
+class Judge(BaseModel):
+    """What every judge shares: its prompt, how the verdict is read, which model reads it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    required_placeholders: ClassVar[frozenset[str]]
+    default_templates: ClassVar[dict[str, str]]
+
+    mode: JudgeMode = Field(
+        "yes_no", description="yes_no: P(yes)/(P(yes)+P(no)); digit: expected 0-9 grade / 9."
+    )
+    template: str | None = Field(
+        None, description="The user turn, str.format-style. None: the default for the mode."
+    )
+    system_prompt: str | None = Field(None, description="A system turn before the template.")
+    answer_prefix: str = Field(
+        "", description="Text opening the judge's reply (e.g. 'Answer:'), so the next token is "
+        "the verdict."
+    )
+    backend: str | dict[str, Any] | None = Field(
+        None, description="The judging model: None for the model being verified, else a model "
+        "name or backend config (the process's engine is reused for the same config)."
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _has_exactly_the_placeholders(cls, template: str | None) -> str | None:
+        if template is None:
+            return None
+        found = placeholders(template)
+        allowed = _braced(cls.required_placeholders)
+        problems = []
+        if missing := cls.required_placeholders - found:
+            problems.append(f"is missing the placeholder {_braced(missing)}")
+        if unknown := found - cls.required_placeholders:
+            problems.append(f"has the unknown placeholder {_braced(unknown)}")
+        if problems:
+            raise ValueError(f"template {' and '.join(problems)}; it takes exactly {allowed}")
+        return template
+
+    def prompt_template(self) -> str:
+        return self.template if self.template is not None else self.default_templates[self.mode]
+
+    async def _judge(self, prompts: list[str], ctx: Context) -> list[Score]:
+        """One verdict per filled-in prompt, all submitted at once. Raises
+        ``BudgetExhaustedError`` when the ledger cannot hold their tokens."""
+        if not prompts:
+            return []
+        backend = ctx.backend if self.backend is None else await build_backend(self.backend)
+        token_ids = [self._prompt_ids(backend, prompt) for prompt in prompts]
+        reservation = ctx.ledger.reserve(
+            prompt_tokens=sum(len(ids) for ids in token_ids), generated_tokens=len(token_ids)
+        )
+        with reservation:
+            started = time.perf_counter()
+            timeout = ctx.ledger.seconds_left()
+            states = await asyncio.gather(
+                *(
+                    backend.generate(
+                        GenerationRequest(prompt_token_ids=tuple(ids), params=_VERDICT),
+                        timeout=timeout,
+                    )
+                    for ids in token_ids
+                )
+            )
+            reservation.settle(_verifier_usage(states, time.perf_counter() - started))
+        return [self._verdict(backend, state) for state in states]
+
+    def _prompt_ids(self, backend: Backend, prompt: str) -> list[int]:
+        messages = [{"role": "user", "content": prompt}]
+        if self.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        ids = backend.render_chat(messages)
+        return ids + backend.encode(self.answer_prefix) if self.answer_prefix else ids
+
+    def _verdict(self, backend: Backend, state: GenerationState) -> Score:
+        top = state.completions[0].top_logprobs
+        if not top:
+            cut = " (the budget's time ran out)" if state.timed_out else ""
+            return Score(None, f"the judge returned no token logprobs{cut}")
+        return verdict_score(top[0], lambda token_id: backend.decode([token_id]), self.mode)
+
+
+def _verifier_usage(states: Sequence[GenerationState], seconds: float) -> Usage:
+    """The tokens of the judge's requests, without model calls: they are verifier calls."""
+    total = Usage()
+    for state in states:
+        total.add(state.usage)
+    return dataclasses.replace(total, model_calls=0, wall_seconds=seconds)
+
+
+@verifiers.register("llm_judge")
+class LLMJudge(Judge, Verifier):
+    """Judges whole solutions: is the final answer correct (or a 0-9 grade of it)?"""
+
+    required_placeholders: ClassVar[frozenset[str]] = frozenset({"problem", "solution"})
+    default_templates: ClassVar[dict[str, str]] = {
+        mode: "Problem: {problem}\n\nSolution: {solution}\n\n"
+        f"Is the final answer of this solution correct? {reply}"
+        for mode, reply in _REPLY.items()
+    }
+
+    async def _score(
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+    ) -> list[Score]:
+        template, question = self.prompt_template(), problem_text(problem)
+        prompts = [template.format(problem=question, solution=c.text) for c in candidates]
+        try:
+            return await self._judge(prompts, ctx)
+        except BudgetExhaustedError as exc:
+            return [Score(None, f"not judged: {exc}")] * len(candidates)
+
+
+@verifiers.register("step_judge")
+class StepJudge(Judge, ProcessVerifier):
+    """Judges each step given the problem and the steps before it: is this step correct?"""
+
+    required_placeholders: ClassVar[frozenset[str]] = frozenset(
+        {"problem", "previous_steps", "step"}
+    )
+    default_templates: ClassVar[dict[str, str]] = {
+        mode: "Problem: {problem}\n\nPrevious steps:\n{previous_steps}\n\n"
+        f"Next step: {{step}}\n\nIs the next step correct? {reply}"
+        for mode, reply in _REPLY.items()
+    }
+    no_previous_steps: ClassVar[str] = "(none)"
+
+    async def _score_steps(
+        self, problem: Problem, paths: list[list[str]], ctx: Context
+    ) -> list[list[float | None] | Score]:
+        template, question = self.prompt_template(), problem_text(problem)
+        prompts = [
+            template.format(
+                problem=question,
+                previous_steps="\n".join(steps[:i]) or self.no_previous_steps,
+                step=step,
+            )
+            for steps in paths
+            for i, step in enumerate(steps)
+        ]
+        try:
+            scores = iter(await self._judge(prompts, ctx))
+        except BudgetExhaustedError as exc:
+            return [Score(None, f"not judged: {exc}")] * len(paths)
+        return [[next(scores).value for _ in steps] for steps in paths]
