@@ -8,17 +8,22 @@ stdout and stderr belong to the program and are never parsed.
 
 The audit hook refuses network access, process creation, and writes outside the working
 directory. It guards against accidents and naive code (a solution that deletes files or
-fetches a URL), not against hostile code: ctypes, paths relative to a ``dir_fd`` and
-``os.write`` on an inherited descriptor all get past it. Real isolation needs a network
-namespace (``unshare --net``) or a container.
+fetches a URL), not against hostile code: ctypes, an open descriptor handed to ``os.write``,
+and paths relative to a ``dir_fd`` (judged as if relative to the cwd) get past it. Real
+isolation needs a network namespace (``unshare --net``) or a container.
 
-Standalone on purpose: stdlib only, so it runs under any Python the verifier is pointed at.
+Standalone on purpose: stdlib only, so it runs under any Python (3.8 or later, for audit
+hooks) the verifier is pointed at.
 """
+
+from __future__ import annotations
 
 import json
 import os
 import resource
 import sys
+from collections.abc import Callable
+from typing import Any
 
 NETWORK_EVENTS = frozenset({
     "socket.bind", "socket.connect", "socket.getaddrinfo", "socket.gethostbyaddr",
@@ -40,7 +45,7 @@ WRITE_EVENTS = {
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
-def set_limits(memory_bytes, cpu_seconds, file_bytes):
+def set_limits(memory_bytes: int, cpu_seconds: int, file_bytes: int) -> None:
     """Cap address space, CPU time, file size and core dumps; never above the inherited
     hard limit, which an unprivileged process cannot raise."""
     limits = ((resource.RLIMIT_AS, memory_bytes), (resource.RLIMIT_CPU, cpu_seconds),
@@ -52,70 +57,75 @@ def set_limits(memory_bytes, cpu_seconds, file_bytes):
         resource.setrlimit(which, (value, value))
 
 
-def guard(root):
+def guard(root: str) -> Callable[[str, tuple[Any, ...]], None]:
     """An audit hook refusing network access, new processes and writes outside ``root``."""
 
-    def inside(path):
+    def inside(path: Any) -> bool:
         if path is None or isinstance(path, int):  # a descriptor: checked when it was opened
             return True
         real = os.path.realpath(os.fsdecode(path))
         return real in (root, os.devnull) or real.startswith(root + os.sep)
 
-    def hook(event, args):
+    def hook(event: str, args: tuple[Any, ...]) -> None:
         if event in NETWORK_EVENTS:
-            raise PermissionError("network access blocked ({})".format(event))
+            raise PermissionError(f"network access blocked ({event})")
         if event in PROCESS_EVENTS:
-            raise PermissionError("process creation blocked ({})".format(event))
+            raise PermissionError(f"process creation blocked ({event})")
         if event == "open":
             mode, flags = args[1], args[2] or 0
             writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
                 flags & WRITE_FLAGS)
             paths = args[:1] if writes else ()
         else:
-            paths = [args[i] for i in WRITE_EVENTS.get(event, ())]
+            paths = tuple(args[i] for i in WRITE_EVENTS.get(event, ()))
         for path in paths:
             if not inside(path):
                 raise PermissionError(
-                    "write outside the sandbox directory blocked ({} {!r})".format(event, path))
+                    f"write outside the sandbox directory blocked ({event} {path!r})")
 
     return hook
 
 
-def describe(exc):
-    text = "{}: {}".format(type(exc).__name__, exc) if str(exc) else type(exc).__name__
+def describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def main():
+def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as file:
         job = json.load(file)
-    results = open(job["results"], "w", encoding="utf-8", buffering=1)
+    with open(job["results"], "w", encoding="utf-8", buffering=1) as results:
 
-    def report(**fields):
-        results.write(json.dumps(fields) + "\n")
+        def report(**fields: object) -> None:
+            results.write(json.dumps(fields) + "\n")
 
-    set_limits(job["memory_bytes"], job["cpu_seconds"], job["file_bytes"])
-    sys.addaudithook(guard(os.path.realpath(os.getcwd())))
+        set_limits(job["memory_bytes"], job["cpu_seconds"], job["file_bytes"])
+        sys.addaudithook(guard(os.path.realpath(os.getcwd())))
+        run(job["program"], job["tests"], report)
+    # The verdict is in: leftover threads and atexit handlers of the program must not hold
+    # the run open until the timeout.
+    os._exit(0)
+
+
+def run(program: str, tests: list[str], report: Callable[..., None]) -> None:
+    """Run the program, then each test in the same namespace, reporting every stage."""
     report(stage="ready")
     # Not "__main__": the tests drive the program, so its main block (which often reads
     # stdin) stays out of the way.
     namespace = {"__name__": "solution", "__builtins__": __builtins__}
     try:
-        exec(compile(job["program"], "<program>", "exec"), namespace)
+        exec(compile(program, "<program>", "exec"), namespace)
     except BaseException as exc:  # the program's failure is the verdict, whatever it is
         report(stage="program", error=describe(exc))
-        os._exit(0)
+        return
     report(stage="program", error=None)
-    for index, test in enumerate(job["tests"]):
+    for index, test in enumerate(tests):
         try:
-            exec(compile(test, "<test {}>".format(index + 1), "exec"), namespace)
+            exec(compile(test, f"<test {index + 1}>", "exec"), namespace)
         except BaseException as exc:
             report(stage="test", index=index, error=describe(exc))
         else:
             report(stage="test", index=index, error=None)
-    # The verdict is in: leftover threads and atexit handlers of the program must not hold
-    # the run open until the timeout.
-    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -168,6 +168,7 @@ class CodeTests(Verifier):
                 )
             except OSError as exc:
                 return Score(None, f"could not start the sandbox: {exc}")
+            assert process.stdout is not None and process.stderr is not None  # both piped
             output = _Output(self.max_output_bytes, process.pid)
             stopped = None
             try:
