@@ -4,7 +4,7 @@
 is the module holding the ``SelfCertainty`` verifier.
 """
 
-from ponder.verifiers import code, self_certainty
+from ponder.verifiers import code, prm, self_certainty
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Verifier, verifiers
 from ponder.verifiers.certainty import certainty_score
