@@ -4,9 +4,13 @@
 is the module holding the ``SelfCertainty`` verifier.
 """
 
-from ponder.verifiers import code, prm, self_certainty
+from ponder.verifiers import code, judge, prm, self_certainty
 from ponder.verifiers.answers import AnswerExtractor
-from ponder.verifiers.base import Verifier, verifiers
+from ponder.verifiers.base import Score, Verifier, verifiers
+from ponder.verifiers.code import CodeTests
+from ponder.verifiers.judge import LLMJudge, StepJudge
+from ponder.verifiers.prm import ProcessRewardModel
+from ponder.verifiers.process import ProcessVerifier
 from ponder.verifiers.certainty import certainty_score
 from ponder.verifiers.certainty import self_certainty as mean_logprob
 from ponder.verifiers.equivalence import (
@@ -21,8 +25,14 @@ from ponder.verifiers.vote import VoteResult, majority_vote
 
 __all__ = [
     "AnswerExtractor",
+    "CodeTests",
     "Grade",
+    "LLMJudge",
+    "ProcessRewardModel",
+    "ProcessVerifier",
+    "Score",
     "SelfCertainty",
+    "StepJudge",
     "Verifier",
     "VoteResult",
     "answers_equivalent",

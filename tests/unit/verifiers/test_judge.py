@@ -13,14 +13,16 @@ from pydantic import ValidationError
 from ponder.backends.scripted import ScriptedBackend, ScriptedSample
 from ponder.budgets import Budget, Ledger
 from ponder.core.generation import GenerationRequest, GenerationState
-from ponder.core.problem import Problem
+from ponder.core.problem import Message, Problem
 from ponder.core.result import Candidate
 from ponder.strategies import Context
 from ponder.verifiers.base import Verifier, verifiers
 from ponder.verifiers.judge import LLMJudge, StepJudge
 from ponder.verifiers.judge_scoring import digit_score, yes_no_score
 
-VOCAB = {1: "Yes", 2: " yes", 3: " YES", 4: "No", 5: " no", 6: "The", 7: "3", 8: " 7", 9: "7", 10: "10"}
+VOCAB = {
+    1: "Yes", 2: " yes", 3: " YES", 4: "No", 5: " no", 6: "The", 7: "3", 8: " 7", 9: "7", 10: "10"
+}
 
 
 def _top(**probabilities: float) -> dict[int, float]:
@@ -55,7 +57,9 @@ def test_yes_no_without_either_word_has_no_score_and_says_why() -> None:
 @pytest.mark.parametrize(
     ("top", "expected"),
     [
-        pytest.param(_top(t7=0.2, t8=0.3, t9=0.3, t6=0.2), (3 * 0.2 + 7 * 0.6) / 0.8 / 9, id="renormalised"),
+        pytest.param(
+            _top(t7=0.2, t8=0.3, t9=0.3, t6=0.2), (3 * 0.2 + 7 * 0.6) / 0.8 / 9, id="renormalised"
+        ),
         pytest.param(_top(t7=0.01, t6=0.99), 3 / 9, id="one-digit"),
         pytest.param(_top(t9=0.5, t10=0.5), 7 / 9, id="two-digit-token-ignored"),
     ],
@@ -74,16 +78,18 @@ def test_digit_without_any_digit_has_no_score_and_says_why() -> None:
 @pytest.mark.parametrize(
     ("judge", "template", "message"),
     [
-        pytest.param(LLMJudge, "{problem}", "missing the placeholder {solution}", id="outcome-missing"),
+        pytest.param(LLMJudge, "{problem}", "missing the placeholder {solution}", id="missing"),
         pytest.param(
-            LLMJudge, "{problem} {solution} {answer}", "unknown placeholder {answer}", id="outcome-unknown"
+            LLMJudge, "{problem} {solution} {answer}", "unknown placeholder {answer}", id="unknown"
         ),
-        pytest.param(LLMJudge, "{problem} {solution} {}", "unknown placeholder {}", id="positional"),
+        pytest.param(LLMJudge, "{problem} {solution} {}", "placeholder {}", id="positional"),
         pytest.param(
-            StepJudge, "{problem} {step}", "missing the placeholder {previous_steps}", id="step-missing"
+            StepJudge, "{problem} {step}", "missing the placeholder {previous_steps}", id="step"
         ),
         pytest.param(
-            StepJudge, "{problem} {previous_steps} {step} {solution}", "unknown placeholder {solution}",
+            StepJudge,
+            "{problem} {previous_steps} {step} {solution}",
+            "unknown placeholder {solution}",
             id="step-unknown",
         ),
         pytest.param(LLMJudge, "{problem} {solution", "not a valid format string", id="malformed"),
@@ -110,22 +116,27 @@ def test_the_registry_builds_both_judges_from_configs() -> None:
 
 
 # -- scripted runs ----------------------------------------------------------------------------
+YES, NO = "\u2713", "\u2717"
+"""One-character verdict tokens that no prompt contains."""
+
+
 class VerdictBackend(ScriptedBackend):
     """Scripted, with the one-character tokens YES and NO reading as the words a real
     tokenizer has as single tokens, and a log of submissions and completions."""
 
-    WORDS = {"\u2713": " Yes", "\u2717": "No"}
+    WORDS = {YES: " Yes", NO: "No"}
 
-    def __init__(self, verdict: dict[str, str]) -> None:
+    def __init__(self, verdict: dict[str, str], delay: float = 0.0) -> None:
         super().__init__(self._verdict)
         self.verdict = verdict
         """Substring of the prompt -> the one-character verdict to give."""
+        self.delay = delay
         self.events: list[str] = []
 
     def _verdict(self, request: GenerationRequest, sample: int, call: int) -> ScriptedSample:
         prompt = self.decode(request.prompt_token_ids)
         text = next(v for key, v in self.verdict.items() if key in prompt)
-        return ScriptedSample(text * 3, logprobs=[-0.5] * 3)  # max_tokens=1 keeps the first
+        return ScriptedSample(text * 3, logprobs=[-0.5] * 3, delay=self.delay)  # 1 token kept
 
     def decode(self, token_ids: Sequence[int]) -> str:
         return "".join(self.WORDS.get(chr(t), chr(t)) for t in token_ids)
@@ -142,17 +153,22 @@ def _context(backend: ScriptedBackend, budget: Budget | None = None) -> Context:
 
 
 def _candidates(*texts: str) -> list[Candidate]:
-    return [Candidate(index=i, text=t, num_tokens=len(t), finish_reason="stop") for i, t in enumerate(texts)]
+    return [
+        Candidate(index=i, text=t, num_tokens=len(t), finish_reason="stop")
+        for i, t in enumerate(texts)
+    ]
 
 
 PROBLEM = Problem(prompt="What is 2 + 2?")
-YES, NO = "\u2713", "\u2717"
+CHAT_PROBLEM = Problem(
+    messages=(Message(role="system", content="s"), Message(role="user", content="Sum 1 and 2."))
+)
 
 
-async def test_outcome_judge_submits_every_prompt_at_once_and_charges_tokens_not_model_calls() -> None:
+async def test_outcome_judge_submits_all_prompts_at_once_and_charges_tokens_not_calls() -> None:
     backend = VerdictBackend({"It is 4": YES, "It is 5": NO, "It is 6": "?"})
     ctx = _context(backend)
-    judge = LLMJudge(answer_prefix="Answer:", system_prompt="Be strict.")
+    judge = LLMJudge(system_prompt="Be strict.")
     scores = await judge.score(PROBLEM, _candidates("It is 4", "It is 5", "It is 6"), ctx)
 
     assert [s.value for s in scores] == [1.0, 0.0, None]
@@ -174,7 +190,8 @@ async def test_digit_mode_reads_the_expected_grade() -> None:
     judge = LLMJudge(mode="digit")
     scores = await judge.score(PROBLEM, _candidates("It is 4", "It is 5"), _context(backend))
     assert [s.value for s in scores] == pytest.approx([1.0, 3 / 9])
-    assert "one digit from 0 (surely wrong) to 9" in backend.decode(backend.requests[0].prompt_token_ids)
+    prompt = backend.decode(backend.requests[0].prompt_token_ids)
+    assert prompt.endswith("to 9 (surely right).\nassistant: Answer: ")  # a digit follows a space
 
 
 async def test_step_judge_scores_every_step_of_every_path_in_one_batch() -> None:
@@ -202,3 +219,35 @@ async def test_a_refused_reservation_scores_nothing_and_sends_nothing(judge: Ver
     assert all(s.value is None and "not judged: total_tokens budget" in s.reason for s in scores)
     assert backend.requests == []
     assert ctx.ledger.spent.total_tokens == 0
+
+
+@pytest.mark.parametrize(
+    ("judge", "problem", "prompt_end"),
+    [
+        pytest.param(LLMJudge(answer_prefix=""), PROBLEM, "No.\nassistant: ", id="no-prefix"),
+        pytest.param(
+            LLMJudge(answer_prefix="Verdict:"), PROBLEM, "assistant: Verdict:", id="custom-prefix"
+        ),
+        pytest.param(
+            LLMJudge(template="Q: {problem} A: {solution}"),
+            CHAT_PROBLEM,
+            "user: Q: Sum 1 and 2. A: It is 3\nassistant: Answer:",
+            id="template-and-chat-problem",
+        ),
+    ],
+)
+async def test_the_prompt_ends_where_the_verdict_token_starts(
+    judge: LLMJudge, problem: Problem, prompt_end: str
+) -> None:
+    backend = VerdictBackend({"": YES})
+    await judge.score(problem, _candidates("It is 3"), _context(backend))
+    assert backend.decode(backend.requests[0].prompt_token_ids).endswith(prompt_end)
+
+
+async def test_a_judge_cut_by_the_budget_clock_says_so() -> None:
+    backend = VerdictBackend({"": YES}, delay=5.0)
+    ctx = _context(backend, Budget(seconds=0.05))
+    (score,) = await LLMJudge().score(PROBLEM, _candidates("It is 4"), ctx)
+    assert score.value is None
+    assert score.reason == "the judge returned no token logprobs (the budget's time ran out)"
+    assert ctx.ledger.spent.prompt_tokens == len(backend.requests[0].prompt_token_ids)
