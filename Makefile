@@ -33,6 +33,7 @@ unit: setup
 
 bench: setup
 	$(BIN)/python benchmarks/self_consistency_ceiling.py
+	$(BIN)/python benchmarks/judge_batching.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
