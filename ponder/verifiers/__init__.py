@@ -4,13 +4,14 @@
 is the module holding the ``SelfCertainty`` verifier.
 """
 
-from ponder.verifiers import code, judge, prm, self_certainty
+from ponder.verifiers import code, judge, prm, reference, self_certainty
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Score, Verifier, verifiers
 from ponder.verifiers.code import CodeTests
 from ponder.verifiers.judge import LLMJudge, StepJudge
 from ponder.verifiers.prm import ProcessRewardModel
 from ponder.verifiers.process import ProcessVerifier
+from ponder.verifiers.reference import ReferenceAnswer
 from ponder.verifiers.certainty import certainty_score
 from ponder.verifiers.certainty import self_certainty as mean_logprob
 from ponder.verifiers.equivalence import (
@@ -30,6 +31,7 @@ __all__ = [
     "LLMJudge",
     "ProcessRewardModel",
     "ProcessVerifier",
+    "ReferenceAnswer",
     "Score",
     "SelfCertainty",
     "StepJudge",

@@ -1,0 +1,38 @@
+"""The rule-based outcome check as a verifier: does the candidate's answer equal the problem's
+reference answer (math-verify equivalence)? For experiments with known answers, where it
+gives the oracle upper bound of best-of-N; a problem without a reference is not scored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from ponder.core.problem import Problem
+from ponder.core.result import Candidate
+from ponder.verifiers.base import Score, Verifier, verifiers
+from ponder.verifiers.grading import grade
+
+if TYPE_CHECKING:
+    from ponder.strategies.base import Context
+
+
+@verifiers.register("reference_answer")
+class ReferenceAnswer(Verifier):
+    """1.0 for an answer equivalent to the reference, 0.0 otherwise."""
+
+    counts_as_call: ClassVar[bool] = False
+
+    async def _score(
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+    ) -> list[Score]:
+        if problem.reference is None:
+            return [Score(None, "problem has no reference answer")] * len(candidates)
+        return [self._check(c.answer, problem.reference) for c in candidates]
+
+    @staticmethod
+    def _check(answer: str | None, reference: str) -> Score:
+        if answer is None:
+            return Score(0.0, "no answer found in the chain")
+        if grade(answer, reference) == "correct":
+            return Score(1.0)
+        return Score(0.0, f"answer {answer!r} differs from the reference {reference!r}")
