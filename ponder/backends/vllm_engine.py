@@ -57,13 +57,20 @@ class VllmConfig(BaseModel):
     )
 
 
-def _on_cpu() -> bool:
+def shutdown_engine(engine: Any) -> None:
+    """Shut an ``AsyncLLM`` down now. vLLM's finalizer calls ``shutdown()`` again, which raises
+    when it runs during interpreter teardown; after this there is nothing left for it to do."""
+    engine.shutdown()
+    engine.shutdown = lambda timeout=None: None
+
+
+def engine_on_cpu() -> bool:
     from vllm.platforms import current_platform
 
     return current_platform.is_cpu()
 
 
-def _apply_cpu_environment(config: VllmConfig) -> None:
+def apply_cpu_environment(config: VllmConfig) -> None:
     """Set vLLM's CPU variables before the engine process is spawned (it inherits them).
     Values the user exported already win."""
     cores = config.cpu_threads or f"0-{(os.cpu_count() or 1) - 1}"
@@ -98,9 +105,9 @@ class VllmBackend(HuggingFaceTokenization, Backend):
         config = (config or VllmConfig()).model_copy(update=overrides)
         config = VllmConfig.model_validate(config.model_dump())
         model = resolve_model(config.model)
-        on_cpu = _on_cpu()
+        on_cpu = engine_on_cpu()
         if on_cpu:
-            _apply_cpu_environment(config)
+            apply_cpu_environment(config)
         from transformers import AutoTokenizer
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -201,10 +208,7 @@ class VllmBackend(HuggingFaceTokenization, Backend):
         if self._closed:
             return
         self._closed = True
-        self.engine.shutdown()
-        # vLLM's finalizer calls shutdown() again, which raises when it runs during interpreter
-        # teardown; everything is shut down already, so that second call has nothing to do.
-        self.engine.shutdown = lambda timeout=None: None
+        shutdown_engine(self.engine)
         for key, backend in list(self._shared.items()):
             if backend is self:
                 del self._shared[key]

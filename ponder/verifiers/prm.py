@@ -34,7 +34,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import httpx
 from pydantic import Field, model_validator
 
-from ponder.backends.vllm_engine import VllmConfig, _apply_cpu_environment, _on_cpu
+from ponder.backends.vllm_engine import (
+    VllmConfig,
+    apply_cpu_environment,
+    engine_on_cpu,
+    shutdown_engine,
+)
 from ponder.core.problem import Problem
 from ponder.core.usage import Usage
 from ponder.errors import BackendDeadError, BackendError, BadRequestError, BudgetExhaustedError
@@ -172,9 +177,9 @@ class PrmEngine:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        on_cpu = _on_cpu()
+        on_cpu = engine_on_cpu()
         if on_cpu:
-            _apply_cpu_environment(VllmConfig(model=settings.model_path))
+            apply_cpu_environment(VllmConfig(model=settings.model_path))
         tokens = settings.classifier_tokens
         args = AsyncEngineArgs(
             model=settings.model_path,
@@ -249,9 +254,7 @@ class PrmEngine:
         if self._closed:
             return
         self._closed = True
-        self.engine.shutdown()
-        # vLLM's finalizer calls shutdown() again, which fails during interpreter teardown.
-        self.engine.shutdown = lambda timeout=None: None
+        shutdown_engine(self.engine)
         if self._shared.get(self.settings) is self:
             del self._shared[self.settings]
 
