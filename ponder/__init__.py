@@ -1,6 +1,6 @@
 """ponder: test-time compute for language models, under an explicit budget, on vLLM."""
 
-from ponder.api import asolve, solve
+from ponder.api import asolve, shutdown, solve
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
@@ -29,5 +29,6 @@ __all__ = [
     "Usage",
     "__version__",
     "asolve",
+    "shutdown",
     "solve",
 ]
