@@ -34,6 +34,7 @@ unit: setup
 bench: setup
 	$(BIN)/python benchmarks/self_consistency_ceiling.py
 	$(BIN)/python benchmarks/judge_batching.py
+	$(BIN)/python benchmarks/self_consistency_accuracy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -13,30 +13,17 @@ shared machine hits both.
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
+import os
 import statistics
 import time
+
+import arithmetic
 
 from ponder.api import asolve
 from ponder.backends.vllm_engine import VllmBackend
 from ponder.core.problem import Problem
 from ponder.strategies import SamplingConfig, SelfConsistency
-
-PROBLEMS = [
-    "What is 17 + 25?",
-    "What is 9 times 7?",
-    "Tom has 12 apples and gives away 5. How many are left?",
-    "What is 100 minus 37?",
-    "A box holds 6 eggs. How many eggs are in 4 boxes?",
-    "What is 48 divided by 6?",
-    "Anna is 8 years old. How old will she be in 15 years?",
-    "What is 13 + 29 + 8?",
-    "What is 11 squared?",
-    "A train travels 60 km per hour for 3 hours. How far does it go?",
-    "What is 250 + 375?",
-    "What is half of 84?",
-]
 
 
 async def ceiling_round(backend: VllmBackend, strategy: SelfConsistency, problems: list[Problem]) -> tuple[int, float]:
@@ -72,7 +59,7 @@ async def ponder_round(backend: VllmBackend, strategy: SelfConsistency, problems
 async def main(args: argparse.Namespace) -> None:
     backend = await VllmBackend.shared(stream_interval=args.stream_interval)
     strategy = SelfConsistency(n=args.n, sampling=SamplingConfig(max_tokens=args.max_tokens))
-    problems = [Problem(prompt=q) for q in PROBLEMS[: args.problems]]
+    problems = arithmetic.problems(args.problems)
     await ceiling_round(backend, strategy, problems[:1])  # warm-up: first-call costs
     ceiling, ours = [], []
     for round_index in range(args.rounds):
