@@ -7,14 +7,15 @@ samples as fit are submitted; after they finish, the unused part of the reservat
 released and another wave is submitted with what is left, until ``n`` chains exist or
 nothing more fits. When not even one full chain fits, one chain as long as the budget allows
 is tried, so a small budget still gives its best answer. The budget's clock cuts waves
-short and aborts them in the engine.
+short and aborts them in the engine, and so does ``stop_after`` (short-m@k): once that many
+chains have ended on their own, the rest are aborted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ponder.core.generation import Completion, GenerationRequest, SamplingParams
+from ponder.core.generation import Completion, GenerationRequest, GenerationState, SamplingParams
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
 from ponder.strategies.base import Context, SamplingConfig
@@ -26,6 +27,10 @@ class SampledChains:
     candidates: list[Candidate]
     budget_exhausted: bool
     exhausted_by: str | None
+    finish_order: list[int] = field(default_factory=list)
+    """Candidate indices in the order their chains finished (one engine step: shorter first)."""
+    aborted: int = 0
+    """Chains stopped in the engine before they finished (by ``stop_after`` or the clock)."""
 
 
 async def sample_chains(
@@ -37,12 +42,17 @@ async def sample_chains(
     extractor: AnswerExtractor,
     system_prompt: str | None,
     logprobs: bool = False,
+    stop_after: int | None = None,
 ) -> SampledChains:
-    """Up to ``n`` finished chains with their extracted answers, within ``ctx.ledger``."""
+    """Up to ``n`` finished chains with their extracted answers, within ``ctx.ledger``.
+    With ``stop_after``, sampling ends as soon as that many chains have stopped on their own
+    (finish reason ``stop``; chains cut by ``max_tokens`` do not count)."""
     prompt = ctx.backend.render(problem, system_prompt)
     candidates: list[Candidate] = []
+    finish_order: list[int] = []
+    stopped = aborted = 0
     timed_out = False
-    while len(candidates) < n and not timed_out:
+    while len(candidates) < n and not timed_out and (stop_after is None or stopped < stop_after):
         wanted = n - len(candidates)
         fitting = ctx.ledger.fit_samples(wanted, sampling.max_tokens, len(prompt))
         max_tokens = sampling.max_tokens
@@ -66,16 +76,51 @@ async def sample_chains(
                 seed=ctx.next_seed(),
             ),
         )
+        watch = _FinishWatch(None if stop_after is None else stop_after - stopped)
         with reservation:
-            state = await ctx.backend.generate(request, timeout=ctx.ledger.seconds_left())
+            state = await ctx.backend.generate(
+                request, timeout=ctx.ledger.seconds_left(), until=watch
+            )
             reservation.settle(state.usage)
-        timed_out = state.timed_out
+        watch(state)  # the final state may hold finishes no update was seen for
+        timed_out, stopped = state.timed_out, stopped + watch.stopped
+        aborted += sum(c.finish_reason == "aborted" for c in state.completions)
+        position: dict[int, int] = {}
         for completion in state.completions:
             if completion.finish_reason != "aborted":
+                position[completion.index] = len(candidates)
                 candidates.append(_candidate(len(candidates), completion, extractor))
-    exhausted = len(candidates) < n
+        finish_order += [position[i] for i in watch.order]
+    enough = stop_after is not None and stopped >= stop_after
+    exhausted = len(candidates) < n and not enough
     exhausted_by = ctx.ledger.exhausted_by or ("seconds" if timed_out else None)
-    return SampledChains(candidates, exhausted, exhausted_by if exhausted else None)
+    return SampledChains(
+        candidates, exhausted, exhausted_by if exhausted else None, finish_order, aborted
+    )
+
+
+class _FinishWatch:
+    """An ``until`` for ``Backend.generate``: records the order in which samples finish and
+    is true once ``enough`` of them have stopped on their own (never, when ``enough`` is None)."""
+
+    def __init__(self, enough: int | None) -> None:
+        self.enough = enough
+        self.order: list[int] = []
+        self.stopped = 0
+        self._seen: set[int] = set()
+
+    def __call__(self, state: GenerationState) -> bool:
+        # Samples finishing in the same step: the shorter one ended first (fewer tokens).
+        new = sorted(
+            (c for c in state.completions
+             if c.finish_reason in ("stop", "length") and c.index not in self._seen),
+            key=lambda c: (c.num_tokens, c.index),
+        )
+        for completion in new:
+            self._seen.add(completion.index)
+            self.order.append(completion.index)
+            self.stopped += completion.finish_reason == "stop"
+        return self.enough is not None and self.stopped >= self.enough
 
 
 def _tokens_for_one_chain(ctx: Context, prompt_tokens: int, max_tokens: int) -> int:
