@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python benchmarks/self_consistency_ceiling.py
 	$(BIN)/python benchmarks/judge_batching.py
 	$(BIN)/python benchmarks/self_consistency_accuracy.py
+	$(BIN)/python benchmarks/short_mk_cancellation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
