@@ -9,10 +9,11 @@ the caller can override in ``VllmConfig``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ponder.backends.base import Backend
 from ponder.backends.tokenization import HuggingFaceTokenization
 from ponder.core.generation import Completion, FinishReason, GenerationRequest, GenerationState
-from ponder.errors import BackendDeadError, BackendError, BadRequestError
+from ponder.errors import BackendDeadError, BackendError, BadRequestError, PonderError
 from ponder.models.registry import resolve_model
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,22 @@ class VllmConfig(BaseModel):
         description="Pass per-request seeds to the engine. None: on GPU only (the CPU engine "
         "crashes on many concurrent seeded requests).",
     )
+
+
+@contextlib.contextmanager
+def engine_errors(what: str, on_dead: Callable[[], None]) -> Iterator[None]:
+    """Translate an ``AsyncLLM`` call's failures into ponder's: a dead engine (``on_dead``
+    marks the owner closed) and a request the engine refused as invalid."""
+    from vllm.exceptions import VLLMClientError
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    try:
+        yield
+    except EngineDeadError as exc:
+        on_dead()
+        raise BackendDeadError(f"the {what} engine died: {exc}") from exc
+    except VLLMClientError as exc:
+        raise BadRequestError(str(exc)) from exc
 
 
 def shutdown_engine(engine: Any) -> None:
@@ -174,9 +191,7 @@ class VllmBackend(HuggingFaceTokenization, Backend):
     async def _stream(
         self, request: GenerationRequest, state: GenerationState
     ) -> AsyncIterator[None]:
-        from vllm.exceptions import VLLMClientError
         from vllm.inputs import TokensPrompt
-        from vllm.v1.engine.exceptions import EngineDeadError
 
         if self._closed:
             raise BackendDeadError("this vLLM backend was closed")
@@ -186,23 +201,22 @@ class VllmBackend(HuggingFaceTokenization, Backend):
         want_logprobs = request.params.logprobs is not None
         outputs = self.engine.generate(prompt, self._sampling_params(request), request_id)
         try:
-            async for output in outputs:
-                if output.num_cached_tokens is not None:
-                    state.cached_prompt_tokens = output.num_cached_tokens
-                for delta in output.outputs:
-                    _merge_delta(state.completions[delta.index], delta, want_logprobs)
-                yield
-        except EngineDeadError as exc:
-            self._closed = True
-            raise BackendDeadError(f"the vLLM engine died: {exc}") from exc
-        except VLLMClientError as exc:
-            raise BadRequestError(str(exc)) from exc
-        except (asyncio.CancelledError, GeneratorExit):
+            with engine_errors("vLLM", self._mark_closed):
+                async for output in outputs:
+                    if output.num_cached_tokens is not None:
+                        state.cached_prompt_tokens = output.num_cached_tokens
+                    for delta in output.outputs:
+                        _merge_delta(state.completions[delta.index], delta, want_logprobs)
+                    yield
+        except (asyncio.CancelledError, GeneratorExit, PonderError):
             raise
         except Exception as exc:
             raise BackendError(f"vLLM request {request_id} failed: {exc!r}") from exc
         finally:
             await outputs.aclose()  # aborts the engine request if it is still running
+
+    def _mark_closed(self) -> None:
+        self._closed = True
 
     async def close(self) -> None:
         if self._closed:

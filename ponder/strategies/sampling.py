@@ -28,7 +28,8 @@ class SampledChains:
     budget_exhausted: bool
     exhausted_by: str | None
     finish_order: list[int] = field(default_factory=list)
-    """Candidate indices in the order their chains finished (one engine step: shorter first)."""
+    """Candidate indices in the order their chains finished (one engine step: shorter first).
+    Watched live only with ``stop_after``; without it, a wave's chains are ordered by length."""
     aborted: int = 0
     """Chains stopped in the engine before they finished (by ``stop_after`` or the clock)."""
 
@@ -79,7 +80,9 @@ async def sample_chains(
         watch = _FinishWatch(None if stop_after is None else stop_after - stopped)
         with reservation:
             state = await ctx.backend.generate(
-                request, timeout=ctx.ledger.seconds_left(), until=watch
+                request,
+                timeout=ctx.ledger.seconds_left(),
+                until=watch if stop_after is not None else None,  # nothing to watch for
             )
             reservation.settle(state.usage)
         watch(state)  # the final state may hold finishes no update was seen for

@@ -37,6 +37,7 @@ from pydantic import Field, model_validator
 from ponder.backends.vllm_engine import (
     VllmConfig,
     apply_cpu_environment,
+    engine_errors,
     engine_on_cpu,
     shutdown_engine,
 )
@@ -224,9 +225,7 @@ class PrmEngine:
 
     async def _encode(self, token_ids: list[int], separator_id: int) -> Pooled:
         from vllm import PoolingParams
-        from vllm.exceptions import VLLMClientError
         from vllm.inputs import TokensPrompt
-        from vllm.v1.engine.exceptions import EngineDeadError
 
         if self._closed:
             raise BackendDeadError("this PRM engine was closed")
@@ -237,18 +236,16 @@ class PrmEngine:
         prompt = TokensPrompt(prompt_token_ids=token_ids)
         request_id = f"ponder-prm-{next(self._request_ids)}"
         final = None
-        try:
+        with engine_errors("PRM", self._mark_closed):
             async for final in self.engine.encode(prompt, params, request_id):
                 pass
-        except EngineDeadError as exc:
-            self._closed = True
-            raise BackendDeadError(f"the PRM engine died: {exc}") from exc
-        except VLLMClientError as exc:
-            raise BadRequestError(str(exc)) from exc
         if final is None:
             raise BackendError(f"PRM request {request_id} ended without output")
         rows = final.outputs.data.tolist()
         return Pooled(rows, len(token_ids), final.num_cached_tokens or 0)
+
+    def _mark_closed(self) -> None:
+        self._closed = True
 
     async def close(self) -> None:
         if self._closed:
