@@ -62,7 +62,8 @@ def _summary(result: Any, reference: str | None) -> str:
     finished = sum(c.answer is not None for c in result.candidates)
     lines.append(f"candidates: {len(result.candidates)} ({finished} with an answer)")
     lines.append(
-        f"usage: {usage.generated_tokens} generated tokens ({usage.cancelled_tokens} cancelled), "
+        f"usage: {usage.generated_tokens} generated tokens ({usage.thinking_tokens} thinking, "
+        f"{usage.cancelled_tokens} cancelled), "
         f"{usage.prompt_tokens} prompt tokens ({usage.cached_prompt_tokens} from the prefix cache), "
         f"{usage.model_calls} model calls, {usage.verifier_calls} verifier calls, "
         f"{usage.wall_seconds:.1f} s"

@@ -25,6 +25,8 @@ class Candidate:
     """Why the verifier scored as it did (or could not score), when it says."""
     step_scores: tuple[float | None, ...] | None = None
     """A process verifier's per-step scores (``score`` is their aggregate)."""
+    thinking_tokens: int | None = None
+    """Of ``num_tokens``, those before the answer (None when not counted)."""
     token_ids: list[int] = field(default_factory=list, repr=False)
     logprobs: list[float] | None = field(default=None, repr=False)
     """Logprob of each generated token, when the strategy asked for them."""

@@ -18,6 +18,9 @@ class Usage:
     """Every generated token, finished or cancelled."""
     cancelled_tokens: int = 0
     """Of ``generated_tokens``, those of samples aborted before they finished."""
+    thinking_tokens: int = 0
+    """Of ``generated_tokens``, those spent thinking (before the answer), counted by strategies
+    that know the model's thinking format; the rest are answer tokens."""
     model_calls: int = 0
     """Engine requests submitted (one request may carry n samples)."""
     verifier_calls: int = 0

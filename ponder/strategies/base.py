@@ -19,6 +19,7 @@ from ponder.budgets import Ledger
 from ponder.core.problem import Problem
 from ponder.core.registry import Registry
 from ponder.core.result import Result
+from ponder.core.thinking import ThinkingFormat
 
 DEFAULT_SYSTEM_PROMPT = "Answer the question. End with 'Answer: <final answer>'."
 """Short on purpose: small models follow a short instruction more often than a long one."""
@@ -58,6 +59,11 @@ class Strategy(BaseModel, abc.ABC):
     name: ClassVar[str]
     system_prompt: str | None = Field(
         DEFAULT_SYSTEM_PROMPT, description="Prepended to the chat unless it has a system turn."
+    )
+    thinking: ThinkingFormat = Field(
+        ThinkingFormat(),
+        description="The model's reasoning format (a preset name or markers): splits usage into "
+        "thinking and answer tokens and tells reasoning-time strategies where thinking ends.",
     )
 
     @abc.abstractmethod

@@ -43,6 +43,7 @@ class BestOfN(Strategy):
         chains = await sample_chains(
             problem, ctx, n=self.n, sampling=self.sampling, extractor=self.extractor,
             system_prompt=self.system_prompt, logprobs=self.verifier.needs_logprobs,
+            thinking=self.thinking,
         )
         candidates = chains.candidates
         for candidate, score in zip(candidates, await self.verifier.score(problem, candidates, ctx)):

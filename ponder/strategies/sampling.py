@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from ponder.core.generation import Completion, GenerationRequest, GenerationState, SamplingParams
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
+from ponder.core.thinking import ThinkingFormat
+from ponder.core.usage import Usage
 from ponder.strategies.base import Context, SamplingConfig
 from ponder.verifiers.answers import AnswerExtractor
 
@@ -44,10 +46,12 @@ async def sample_chains(
     system_prompt: str | None,
     logprobs: bool = False,
     stop_after: int | None = None,
+    thinking: ThinkingFormat | None = None,
 ) -> SampledChains:
     """Up to ``n`` finished chains with their extracted answers, within ``ctx.ledger``.
     With ``stop_after``, sampling ends as soon as that many chains have stopped on their own
-    (finish reason ``stop``; chains cut by ``max_tokens`` do not count)."""
+    (finish reason ``stop``; chains cut by ``max_tokens`` do not count). With ``thinking``,
+    each chain's tokens are split into thinking and answer, and usage counts the thinking."""
     prompt = ctx.backend.render(problem, system_prompt)
     candidates: list[Candidate] = []
     finish_order: list[int] = []
@@ -85,6 +89,7 @@ async def sample_chains(
                 until=watch if stop_after is not None else None,  # nothing to watch for
             )
             reservation.settle(state.usage)
+        split = _thinking_split(state.completions, thinking, ctx)
         watch(state)  # the final state may hold finishes no update was seen for
         timed_out, stopped = state.timed_out, stopped + watch.stopped
         aborted += sum(c.finish_reason == "aborted" for c in state.completions)
@@ -92,7 +97,9 @@ async def sample_chains(
         for completion in state.completions:
             if completion.finish_reason != "aborted":
                 position[completion.index] = len(candidates)
-                candidates.append(_candidate(len(candidates), completion, extractor))
+                candidate = _candidate(len(candidates), completion, extractor)
+                candidate.thinking_tokens = split.get(completion.index)
+                candidates.append(candidate)
         finish_order += [position[i] for i in watch.order]
     enough = stop_after is not None and stopped >= stop_after
     exhausted = len(candidates) < n and not enough
@@ -137,6 +144,18 @@ def _tokens_for_one_chain(ctx: Context, prompt_tokens: int, max_tokens: int) -> 
     if total is not None:
         limits.append(int(total) - prompt_tokens)
     return max(1, min(limits))
+
+
+def _thinking_split(
+    completions: list[Completion], thinking: ThinkingFormat | None, ctx: Context
+) -> dict[int, int]:
+    """Thinking tokens per sample index (aborted ones too: they never reached an answer), charged
+    to the ledger as the thinking part of what was generated."""
+    if thinking is None:
+        return {}
+    split = {c.index: thinking.split_tokens(c.token_ids, ctx.backend.decode) for c in completions}
+    ctx.ledger.charge(Usage(thinking_tokens=sum(split.values())))
+    return split
 
 
 def _candidate(index: int, completion: Completion, extractor: AnswerExtractor) -> Candidate:

@@ -28,6 +28,7 @@ class SelfConsistency(Strategy):
         chains = await sample_chains(
             problem, ctx, n=self.n, sampling=self.sampling,
             extractor=self.extractor, system_prompt=self.system_prompt,
+            thinking=self.thinking,
         )
         vote = majority_vote(
             [c.answer for c in chains.candidates], [c.num_tokens for c in chains.candidates]

@@ -46,6 +46,7 @@ class FinishRace(Strategy):
         chains = await sample_chains(
             problem, ctx, n=self.k, sampling=self.sampling, extractor=self.extractor,
             system_prompt=self.system_prompt, stop_after=self.quorum,
+            thinking=self.thinking,
         )
         voters = _first_stopped(chains, self.quorum)
         selected, votes = self._select(voters)
