@@ -132,6 +132,11 @@ class OpenAIBackend(HuggingFaceTokenization, Backend):
     ) -> AsyncIterator[None]:
         if self._closed:
             raise BackendDeadError(f"the backend for {self.base_url} was closed")
+        if request.params.extra_args:
+            raise BadRequestError(
+                f"extra_args {sorted(request.params.extra_args)} are for logits processors in "
+                f"an in-process engine; an OpenAI-compatible server cannot be assumed to run them"
+            )
         params, prompt = request.params, self._prompt(request)
         api = self._client.chat.completions if self.mode == "chat" else self._client.completions
         create = api.create

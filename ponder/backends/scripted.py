@@ -193,6 +193,11 @@ class ScriptedBackend(Backend):
     async def _stream(
         self, request: GenerationRequest, state: GenerationState
     ) -> AsyncIterator[None]:
+        if request.params.extra_args:
+            raise BadRequestError(
+                f"the scripted backend runs no logits processors, so it cannot honour "
+                f"extra_args {sorted(request.params.extra_args)}"
+            )
         state.cached_prompt_tokens = self._cached_tokens(request.prompt_token_ids)
         call_index = len(self.requests)
         self.requests.append(request)

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.backends.base import Backend
+from ponder.backends.forcing import FORCING_KEY
 from ponder.backends.tokenization import HuggingFaceTokenization
 from ponder.core.generation import Completion, FinishReason, GenerationRequest, GenerationState
 from ponder.errors import BackendDeadError, BackendError, BadRequestError, PonderError
@@ -38,8 +39,17 @@ class VllmConfig(BaseModel):
     max_model_len: int | None = Field(2048, ge=16, description="Context length to allocate for.")
     max_num_seqs: int = Field(256, ge=1, description="Most sequences the engine runs at once.")
     enable_prefix_caching: bool = Field(True, description="Reuse KV blocks of shared prefixes.")
+    block_size: int | None = Field(
+        None,
+        ge=16,
+        description="Tokens per KV block: the prefix cache reuses whole blocks only. None: 32 on "
+        "CPU (vLLM's CPU default of 128 leaves search continuations uncached until a prefix "
+        "passes 128 tokens; the CPU kernels take multiples of 32), vLLM's default on GPU.",
+    )
     gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0, description="GPU only.")
-    cpu_kv_cache_gib: int = Field(2, ge=1, description="CPU only: KV cache size in GiB.")
+    cpu_kv_cache_gib: int = Field(
+        1, ge=1, description="CPU only: KV cache size in GiB (about 46k tokens of the embedded model)."
+    )
     cpu_threads: str | None = Field(
         None, description="CPU only: cores to bind, e.g. '0-7'. None: all cores, none reserved."
     )
@@ -56,6 +66,27 @@ class VllmConfig(BaseModel):
         description="Pass per-request seeds to the engine. None: on GPU only (the CPU engine "
         "crashes on many concurrent seeded requests).",
     )
+    budget_forcing: bool | None = Field(
+        None,
+        description="Register the budget-forcing logits processor, so budget forcing runs "
+        "inside the engine. Requests that do not use it cost nothing per step. None: on CPU "
+        "only: with any custom processor vLLM hands every request's output ids to the sampler, "
+        "and with async scheduling (GPU) it then waits for the previous step's ids first.",
+    )
+
+
+_PROCESSORS = {FORCING_KEY: "ponder.backends.logits_processors:BudgetForcingProcessor"}
+"""extra_args key -> the logits processor class (vLLM's module:name form) that reads it."""
+
+
+def engine_processors(config: VllmConfig, on_cpu: bool) -> frozenset[str]:
+    """The extra_args keys an engine with ``config`` has processors for."""
+    forcing = config.budget_forcing if config.budget_forcing is not None else on_cpu
+    return frozenset({FORCING_KEY} if forcing else ())
+
+
+CPU_BLOCK_SIZE = 32
+"""The smallest block the CPU attention kernels take: prefix reuse at 32-token granularity."""
 
 
 @contextlib.contextmanager
@@ -114,6 +145,8 @@ class VllmBackend(HuggingFaceTokenization, Backend):
         self.honours_request_seeds = (
             config.request_seeds if config.request_seeds is not None else not on_cpu
         )
+        self.engine_processors = engine_processors(config, on_cpu)
+        """The ``SamplingParams.extra_args`` keys this engine's logits processors read."""
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -136,9 +169,11 @@ class VllmBackend(HuggingFaceTokenization, Backend):
             max_model_len=config.max_model_len,
             max_num_seqs=config.max_num_seqs,
             enable_prefix_caching=config.enable_prefix_caching,
+            block_size=config.block_size or (CPU_BLOCK_SIZE if on_cpu else None),
             gpu_memory_utilization=config.gpu_memory_utilization,
             seed=config.seed,
             disable_log_stats=True,
+            logits_processors=[_PROCESSORS[k] for k in sorted(engine_processors(config, on_cpu))],
         )
         log.info("starting vLLM engine for %s (%s)", config.model, "CPU" if on_cpu else "GPU")
         try:
@@ -176,6 +211,7 @@ class VllmBackend(HuggingFaceTokenization, Backend):
             include_stop_str_in_output=p.include_stop_str_in_output,
             logprobs=p.logprobs,
             seed=p.seed if self.honours_request_seeds else None,
+            extra_args=dict(p.extra_args) if p.extra_args else None,
             output_kind=RequestOutputKind.DELTA,
             stream_interval=self.config.stream_interval,
         )
@@ -188,6 +224,15 @@ class VllmBackend(HuggingFaceTokenization, Backend):
                 f"prompt is {prompt} tokens; the model's context (max_model_len) is {limit}"
             )
 
+    def _check_processors(self, request: GenerationRequest) -> None:
+        unknown = sorted(set(request.params.extra_args or ()) - self.engine_processors)
+        if unknown:
+            raise BadRequestError(
+                f"extra_args names {unknown}, which no logits processor of this engine reads "
+                f"(it runs {sorted(self.engine_processors)}); for budget forcing start the "
+                f"engine with VllmConfig(budget_forcing=True)"
+            )
+
     async def _stream(
         self, request: GenerationRequest, state: GenerationState
     ) -> AsyncIterator[None]:
@@ -196,6 +241,7 @@ class VllmBackend(HuggingFaceTokenization, Backend):
         if self._closed:
             raise BackendDeadError("this vLLM backend was closed")
         self._check_fits(request)
+        self._check_processors(request)
         request_id = f"ponder-{next(self._request_ids)}"
         prompt = TokensPrompt(prompt_token_ids=list(request.prompt_token_ids))
         want_logprobs = request.params.logprobs is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -37,6 +37,12 @@ class SamplingParams(BaseModel):
         None, ge=0, le=20, description="Return the sampled token's logprob plus this many top ones."
     )
     seed: int | None = Field(None, description="Per-request seed where the backend honours it.")
+    extra_args: dict[str, Any] | None = Field(
+        None,
+        description="Arguments for engine-side logits processors, keyed by processor (vLLM's "
+        "SamplingParams.extra_args). A backend that does not run a named processor refuses "
+        "the request rather than ignore it.",
+    )
 
     @model_validator(mode="after")
     def _greedy_needs_one_sample(self) -> SamplingParams:
