@@ -63,7 +63,7 @@ class Result:
     details: dict[str, Any] = field(default_factory=dict)
     """Strategy-specific evidence, such as vote counts."""
     tree: Any = None
-    """The reasoning tree, for search strategies."""
+    """The reasoning tree, for search strategies (its ``to_dict`` goes into ``to_dict``)."""
 
     @property
     def best(self) -> Candidate | None:
@@ -77,7 +77,7 @@ class Result:
         return best.answer if best is not None else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "strategy": self.strategy,
             "answer": self.answer,
             "selected_index": self.selected_index,
@@ -87,3 +87,6 @@ class Result:
             "usage": self.usage.to_dict(),
             "candidates": [c.to_dict() for c in self.candidates],
         }
+        if self.tree is not None:
+            data["tree"] = self.tree.to_dict()
+        return data

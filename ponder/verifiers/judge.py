@@ -213,8 +213,15 @@ class StepJudge(Judge, ProcessVerifier):
             for steps in paths
             for i, step in enumerate(steps)
         ]
+        # A step's verdict depends only on its prompt, so the steps a path shares with its
+        # parent (step search scores every path again as it grows) are judged once per run.
+        judged = ctx.score_cache
+        keys = [(self._cache_key(), "step", prompt) for prompt in prompts]
+        todo = list(dict.fromkeys(key for key in keys if key not in judged))
         try:
-            scores = iter(await self._judge(prompts, ctx))
+            verdicts = await self._judge([prompt for _, _, prompt in todo], ctx)
         except BudgetExhaustedError as exc:
             return [Score(None, f"not judged: {exc}")] * len(paths)
-        return [[next(scores).value for _ in steps] for steps in paths]
+        judged.update(zip(todo, verdicts))
+        scores = (judged[key].value for key in keys)
+        return [[next(scores) for _ in steps] for steps in paths]

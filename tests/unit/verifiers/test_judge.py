@@ -211,6 +211,19 @@ async def test_step_judge_scores_every_step_of_every_path_in_one_batch() -> None
     assert ctx.ledger.spent.model_calls == 0
 
 
+async def test_a_growing_path_has_only_its_new_step_judged() -> None:
+    backend = VerdictBackend({"Next step:": YES})
+    ctx = _context(backend)
+    judge = StepJudge()
+    await judge.score(PROBLEM, _candidates("Add.\n\n2 + 2 = 4"), ctx)
+    scores = await judge.score(PROBLEM, _candidates("Add.\n\n2 + 2 = 4\n\nSo 4."), ctx)
+
+    assert scores[0].steps == (1.0, 1.0, 1.0)
+    assert len(backend.requests) == 3  # two steps, then only the third
+    assert "Next step: So 4." in backend.decode(backend.requests[2].prompt_token_ids)
+    assert ctx.ledger.spent.verifier_calls == 2
+
+
 @pytest.mark.parametrize("judge", [LLMJudge(), StepJudge()], ids=["outcome", "step"])
 async def test_a_refused_reservation_scores_nothing_and_sends_nothing(judge: Verifier) -> None:
     backend = VerdictBackend({"": YES})

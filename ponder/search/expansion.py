@@ -1,0 +1,355 @@
+"""Step expansion: continue many tree nodes by one reasoning step each, all in one go.
+
+A step ends at the first delimiter (a stop string of ``StepConfig.delimiters`` or a token of
+``StepConfig.stop_token_ids``), or after ``max_step_tokens`` tokens when no delimiter came.
+A delimiter the model never writes is therefore not an error: every step is then exactly
+``max_step_tokens`` long. A path ends (its node is ``finished``) at the end of the answer:
+EOS or one of the chain's own stop strings (``sampling.stop``), or when it reaches the
+chain's token limit (``sampling.max_tokens``, counted over all its steps).
+
+``expand`` sends one request per parent (``n`` children each), every request at once, so
+the engine batches them; each prompt is the parent's full prefix as token ids, so the prefix
+cache serves what siblings and cousins share. Stop strings are kept in the output
+(``include_stop_str_in_output``): vLLM and the scripted backend then return every token
+they generated, the delimiter's included, so a child's ids are exactly what the engine
+produced and its children continue from ``parent prefix + those ids``.
+
+Budget: each request is reserved on ``ctx.ledger`` before anything is submitted (``n ×
+step tokens`` generated, its prompt, one model call). A request that does not fit gets as
+many samples as do fit, or is not submitted at all; the expansion then says the budget ran
+out. Reservations are settled with what the engine actually did. ``ctx.ledger``'s clock is
+the timeout: steps still running at the deadline are aborted in the engine, kept in the
+tree as ``pruned`` (their tokens were spent) and reported as ``timed_out``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ponder.budgets import Reservation
+from ponder.core.generation import Completion, GenerationRequest, GenerationState, SamplingParams
+from ponder.core.usage import Usage
+from ponder.errors import BadRequestError
+from ponder.search.tree import Node, NodeStatus, SearchTree
+
+if TYPE_CHECKING:
+    from ponder.strategies.base import Context, SamplingConfig
+
+
+class StepConfig(BaseModel):
+    """Where one reasoning step ends."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    delimiters: tuple[str, ...] = Field(
+        ("\n\n",), description="Stop strings that end a step (kept in the step's text)."
+    )
+    stop_token_ids: tuple[int, ...] = Field(
+        (), description="Token ids that end a step (kept in the step's ids)."
+    )
+    max_step_tokens: int = Field(
+        128, ge=1, description="Most tokens per step; a step with no delimiter ends here."
+    )
+
+    def ends_step(self, completion: Completion) -> bool:
+        """Whether the engine stopped ``completion`` at one of this config's delimiters."""
+        reason = completion.stop_reason
+        return completion.finish_reason == "stop" and (
+            reason in self.delimiters or reason in self.stop_token_ids
+        )
+
+
+@dataclass
+class Expansion:
+    """What one ``expand`` call did."""
+
+    parents: list[int]
+    children: list[list[Node]]
+    """New nodes per entry of ``parents`` (sample order); [] for a parent not submitted."""
+    usage: Usage = field(default_factory=Usage)
+    """The engine's usage for these requests (``wall_seconds``: the span of the call)."""
+    budget_exhausted: bool = False
+    """Some children were not asked for because the budget could not hold them."""
+    exhausted_by: str | None = None
+    timed_out: bool = False
+    """The budget's clock cut running steps short (they are in the tree, pruned)."""
+
+    @property
+    def nodes(self) -> list[Node]:
+        """Every new node, in order."""
+        return [node for group in self.children for node in group]
+
+
+@dataclass
+class Rollout:
+    """A greedy continuation of a node, for scoring only: it is not added to the tree."""
+
+    token_ids: list[int] = field(default_factory=list)
+    text: str = ""
+    logprobs: list[float] | None = None
+    finished: bool = False
+    """No more steps come: the answer ended, the chain's token limit was reached, the node
+    was not open, or the budget (or its clock) refused the next step."""
+
+
+async def expand(
+    tree: SearchTree,
+    parents: Sequence[int],
+    ctx: Context,
+    *,
+    n: int,
+    step: StepConfig,
+    sampling: SamplingConfig,
+    logprobs: bool = False,
+    to_end: bool = False,
+) -> Expansion:
+    """Add up to ``n`` children under each of ``parents`` (open nodes; one may appear more
+    than once, each entry being its own request). With ``to_end`` the step runs to the end
+    of the answer (no delimiters, up to the chain's token limit): the last step of a search."""
+    if n < 1:
+        raise BadRequestError(f"n must be >= 1, got {n}")
+    jobs = [_job(tree, parent, n, step, sampling, to_end) for parent in parents]
+    batch = await _generate(
+        ctx, jobs, lambda k, tokens: _params(k, tokens, step, sampling, logprobs, to_end, ctx)
+    )
+    children = [
+        [] if state is None else [
+            _child(tree, job.parent, completion, step, sampling, to_end, ctx)
+            for completion in state.completions
+        ]
+        for job, state in zip(jobs, batch.states)
+    ]
+    return Expansion(
+        parents=list(parents),
+        children=children,
+        usage=batch.usage,
+        budget_exhausted=batch.short or batch.timed_out,
+        exhausted_by=batch.exhausted_by,
+        timed_out=batch.timed_out,
+    )
+
+
+async def rollout(
+    tree: SearchTree,
+    nodes: Sequence[int],
+    ctx: Context,
+    *,
+    steps: int,
+    step: StepConfig,
+    sampling: SamplingConfig,
+    logprobs: bool = False,
+) -> dict[int, Rollout]:
+    """Greedy look-ahead: continue each open node of ``nodes`` by up to ``steps`` more steps
+    at temperature 0, all nodes' steps submitted together. The tokens are charged to the
+    ledger and added to each node's ``cost``; the tree gains no nodes. A roll-out stops early
+    at the end of the answer, at the chain's token limit, or when the budget refuses it."""
+    greedy = sampling.model_copy(update={"temperature": 0.0})
+    rollouts = {
+        i: Rollout(logprobs=[] if logprobs else None, finished=tree.node(i).status != "open")
+        for i in nodes
+    }
+    for _ in range(steps):
+        jobs = [
+            _Job(i, tree.prefix(i) + rolled.token_ids, 1, max_tokens)
+            for i, rolled in rollouts.items()
+            if not rolled.finished
+            and (max_tokens := _step_tokens(tree, i, step, greedy, False, rolled)) > 0
+        ]
+        if not jobs:
+            break
+        batch = await _generate(
+            ctx, jobs, lambda k, tokens: _params(k, tokens, step, greedy, logprobs, False, ctx)
+        )
+        for job, state in zip(jobs, batch.states):
+            rolled = rollouts[job.parent]
+            if state is None:
+                rolled.finished = True  # the budget ends this roll-out
+                continue
+            completion = state.completions[0]
+            _extend(rolled, completion, step, ctx)
+            tree.node(job.parent).cost += completion.num_tokens
+            used = tree.generated_tokens(job.parent) + len(rolled.token_ids)
+            if used >= sampling.max_tokens or completion.finish_reason == "aborted":
+                rolled.finished = True
+        if batch.timed_out:
+            break
+    return rollouts
+
+
+# -- internals ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Job:
+    parent: int
+    prefix: list[int]
+    n: int
+    max_tokens: int
+
+
+@dataclass
+class _Batch:
+    states: list[GenerationState | None]
+    """Per job, its final state; None when the budget could not hold even one sample."""
+    usage: Usage
+    short: bool
+    """Some job got fewer samples than it asked for."""
+    exhausted_by: str | None
+    timed_out: bool
+
+
+def _job(
+    tree: SearchTree, parent: int, n: int, step: StepConfig, sampling: SamplingConfig, to_end: bool
+) -> _Job:
+    node = tree.node(parent)
+    if node.status != "open":
+        raise BadRequestError(f"node {parent} is {node.status}; only open nodes can be expanded")
+    max_tokens = _step_tokens(tree, parent, step, sampling, to_end)
+    if max_tokens < 1:
+        raise BadRequestError(
+            f"node {parent} has used the chain's {sampling.max_tokens} tokens; it cannot grow"
+        )
+    return _Job(parent, tree.prefix(parent), n, max_tokens)
+
+
+def _step_tokens(
+    tree: SearchTree,
+    node_id: int,
+    step: StepConfig,
+    sampling: SamplingConfig,
+    to_end: bool,
+    rolled: Rollout | None = None,
+) -> int:
+    """Tokens the next step may generate: what the chain has left, capped by the step limit."""
+    used = tree.generated_tokens(node_id) + (len(rolled.token_ids) if rolled else 0)
+    left = sampling.max_tokens - used
+    return left if to_end else min(step.max_step_tokens, left)
+
+
+def _params(
+    n: int,
+    max_tokens: int,
+    step: StepConfig,
+    sampling: SamplingConfig,
+    logprobs: bool,
+    to_end: bool,
+    ctx: Context,
+) -> SamplingParams:
+    return SamplingParams(
+        n=n,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=max_tokens,
+        stop=tuple(sampling.stop) if to_end else (*step.delimiters, *sampling.stop),
+        stop_token_ids=() if to_end else step.stop_token_ids,
+        include_stop_str_in_output=True,
+        logprobs=0 if logprobs else None,
+        seed=ctx.next_seed(),
+    )
+
+
+def _reserve(ctx: Context, job: _Job) -> tuple[int, Reservation | None]:
+    """Hold ``job``'s samples on the ledger: all of them, else as many as fit, else none
+    (the first refusal flags the ledger, so the run can say the budget ended it)."""
+    amounts = {"prompt_tokens": len(job.prefix), "model_calls": 1}
+    reservation = ctx.ledger.try_reserve(generated_tokens=job.n * job.max_tokens, **amounts)
+    if reservation is not None:
+        return job.n, reservation
+    fit = ctx.ledger.fit_samples(job.n, job.max_tokens, len(job.prefix))
+    if fit == 0:
+        return 0, None
+    return fit, ctx.ledger.try_reserve(generated_tokens=fit * job.max_tokens, **amounts)
+
+
+async def _generate(
+    ctx: Context, jobs: list[_Job], params: Callable[[int, int], SamplingParams]
+) -> _Batch:
+    """Reserve every job, then submit them all at once (``params(samples, max_tokens)``
+    builds each request's parameters). If one request fails, the others are cancelled
+    (aborted in the engine) and the failure is raised."""
+    started = time.perf_counter()
+    submitted: list[tuple[int, GenerationRequest, Reservation]] = []
+    short = False
+    for index, job in enumerate(jobs):
+        samples, reservation = _reserve(ctx, job)
+        short = short or samples < job.n
+        if reservation is not None:
+            request = GenerationRequest(
+                prompt_token_ids=tuple(job.prefix), params=params(samples, job.max_tokens)
+            )
+            submitted.append((index, request, reservation))
+    timeout = ctx.ledger.seconds_left()
+    tasks = [
+        asyncio.ensure_future(_run(ctx, request, reservation, timeout))
+        for _, request, reservation in submitted
+    ]
+    try:
+        finished = await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    states: list[GenerationState | None] = [None] * len(jobs)
+    usage = Usage()
+    for (index, _, _), state in zip(submitted, finished):
+        states[index] = state
+        usage.add(state.usage)
+    usage.wall_seconds = time.perf_counter() - started
+    timed_out = any(state.timed_out for state in finished)
+    exhausted_by = ctx.ledger.exhausted_by if short else ("seconds" if timed_out else None)
+    return _Batch(states, usage, short, exhausted_by, timed_out)
+
+
+async def _run(
+    ctx: Context, request: GenerationRequest, reservation: Reservation, timeout: float | None
+) -> GenerationState:
+    with reservation:
+        state = await ctx.backend.generate(request, timeout=timeout)
+        reservation.settle(state.usage)
+    return state
+
+
+def _child(
+    tree: SearchTree,
+    parent: int,
+    completion: Completion,
+    step: StepConfig,
+    sampling: SamplingConfig,
+    to_end: bool,
+    ctx: Context,
+) -> Node:
+    status: NodeStatus
+    chain_tokens = tree.generated_tokens(parent) + completion.num_tokens
+    if completion.finish_reason == "aborted":
+        status, reason = "pruned", "aborted before the step ended (the budget's clock)"
+    elif chain_tokens >= sampling.max_tokens:
+        status, reason = "finished", "reached the chain's token limit"
+    elif completion.finish_reason == "stop" and (to_end or not step.ends_step(completion)):
+        status, reason = "finished", None  # EOS or a chain stop string: the answer ended
+    else:
+        status, reason = "open", None  # a delimiter, or the step's token limit
+    node = tree.add_child(
+        parent,
+        completion.token_ids,
+        ctx.backend.decode(completion.token_ids),
+        status=status,
+        finish_reason=completion.finish_reason,
+        stop_reason=completion.stop_reason,
+        logprobs=completion.logprobs,
+    )
+    node.score_reason = reason
+    return node
+
+
+def _extend(rolled: Rollout, completion: Completion, step: StepConfig, ctx: Context) -> None:
+    rolled.token_ids.extend(completion.token_ids)
+    rolled.text += ctx.backend.decode(completion.token_ids)
+    if rolled.logprobs is not None:
+        rolled.logprobs.extend(completion.logprobs or ())
+    if completion.finish_reason == "stop" and not step.ends_step(completion):
+        rolled.finished = True

@@ -1,0 +1,269 @@
+"""A*-decoding (Chatziveroglou, 2025, "A*-Decoding: Token-Efficient Inference Scaling",
+arXiv:2505.13672): best-first search over partial solutions, guided by a step scorer.
+
+The paper frames decoding as search in a space of partial solutions: a state is the prompt
+plus the steps so far, a goal state is a finished answer, and a transition samples ``k``
+continuations of a state from the model (one request, ``n=k``). States wait in a priority
+queue ordered by ``f(s) = g(s) + h(s)``, and the state with the lowest ``f`` is expanded
+next. The paper's heuristic is the complement of the process reward of the partial solution,
+``h(s) = 1 - r(s)``. Here:
+
+- ``r(s)`` is the step scorer's score of the path ending at ``s`` (``Node.score``; for a
+  process verifier its aggregation of the step scores, ``last`` by default: the score of
+  ``s``'s own step given the steps before it).
+- ``g(s)`` is the path cost: the sum over the steps of the path, ``s`` included, of
+  ``1 - r`` of the path as it stood after that step (each ancestor's own ``r``), so a path
+  pays for every doubtful step it took, not only its latest.
+- ``f(s) = cost_weight * g(s) + heuristic_weight * h(s)``; both weights 1 by default.
+  ``cost_weight=0`` is greedy best-first search on the scorer alone.
+
+Search stops at the first finished state popped from the queue (a goal that is best by
+priority: no open state has a lower ``f``), when nothing is left to expand, or when the
+budget ends it; then the finished state with the lowest ``f`` is the answer (the best open
+state when none finished). Ties go to the state created first (the frontier is first-in,
+first-out among equal priorities, and node ids follow creation order).
+
+Expansion width: the paper expands one state per iteration. ``width`` > 1 expands the ``width``
+best open states at once (each its own request with ``n=k``, all submitted together so the
+engine batches them): fewer, fuller engine rounds for a little less strictness in the order.
+States are popped in priority order and the round stops at a finished state, which stays
+queued, so a goal is never passed over for a worse open state. Paths reach ``max_steps``
+steps at most: a state one step short of it is expanded to the end of its answer.
+
+An open child whose step repeats a sibling's ids is pruned before scoring: it is the same
+state, and would cost a verifier call and a second expansion.
+
+Budget: every step request is reserved before it is submitted (``expand``), and a round asks
+for no more children than the verifier calls left can score (every child is scored once), so
+neither tokens nor verifier calls can overshoot; the search stops when either runs out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from ponder.core.problem import Problem
+from ponder.core.result import Candidate, Result
+from ponder.core.usage import Usage
+from ponder.search.expansion import Expansion, StepConfig, expand
+from ponder.search.frontier import Frontier
+from ponder.search.scoring import path_candidate, score_nodes
+from ponder.search.tree import ROOT, SearchTree
+from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.strategies.beam import _prune_repeats
+from ponder.verifiers.answers import AnswerExtractor
+from ponder.verifiers.base import Verifier, verifiers
+
+
+@dataclass
+class _Search:
+    """One request's search state (never kept on the strategy, which requests share)."""
+
+    tree: SearchTree
+    frontier: Frontier[int] = field(default_factory=Frontier)
+    expanded: list[int] = field(default_factory=list)
+    """Node ids in the order they were expanded (the root first)."""
+    goal: int | None = None
+    exhausted_by: str | None = None
+    budget_exhausted: bool = False
+
+    def stop(self, exhausted_by: str | None) -> None:
+        self.budget_exhausted = True
+        self.exhausted_by = self.exhausted_by or exhausted_by
+
+
+@strategies.register("astar")
+class AStar(Strategy):
+    name = "astar"
+
+    k: int = Field(
+        4, ge=1, le=1024, description="Children sampled per expanded state (one request, n=k)."
+    )
+    width: int = Field(
+        1, ge=1, le=256, description="States expanded per round, submitted together (1: the paper)."
+    )
+    max_steps: int = Field(
+        8, ge=1, description="Most steps per path; the last runs to the answer's end."
+    )
+    cost_weight: float = Field(
+        1.0, ge=0.0, allow_inf_nan=False, description="Weight of g: the path's summed 1 - r."
+    )
+    heuristic_weight: float = Field(
+        1.0, ge=0.0, allow_inf_nan=False, description="Weight of h = 1 - r(s) (the paper)."
+    )
+    step: StepConfig = StepConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    extractor: AnswerExtractor = AnswerExtractor()
+    verifier: Verifier = Field(
+        default_factory=lambda: verifiers.build("step_judge"),
+        description="The step scorer (a process verifier): gives r(s) for every new state; a "
+        "registry name, a config with 'name', or an object.",
+    )
+
+    @field_validator("verifier", mode="before")
+    @classmethod
+    def _build_verifier(cls, value: object) -> Verifier:
+        return verifiers.build(value)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> AStar:
+        if self.cost_weight == 0 and self.heuristic_weight == 0:
+            raise ValueError(
+                "cost_weight and heuristic_weight must not both be 0: every state would have "
+                "priority 0 and the search would ignore the scorer"
+            )
+        return self
+
+    async def run(self, problem: Problem, ctx: Context) -> Result:
+        prompt = ctx.backend.render(problem, self.system_prompt)
+        search = _Search(SearchTree(prompt, prompt_text=ctx.backend.decode(prompt)))
+        search.tree.root.meta.update(g=0.0, f=0.0)
+        search.frontier.push(ROOT, 0.0)
+        while not self._goal_on_top(search) and not search.budget_exhausted:
+            children = self._affordable_children(ctx)
+            if children == 0:
+                search.stop("verifier_calls")
+                break
+            parents = self._next_round(search, -(-children // self.k))
+            if not parents:
+                break  # nothing open is left to expand
+            await self._expand(search, _groups(parents, children, self.k), problem, ctx)
+        self._goal_on_top(search)  # a goal on top when the budget ran out is still the goal
+        self._charge_thinking(search.tree, ctx)
+        return self._result(search, ctx)
+
+    def _goal_on_top(self, search: _Search) -> bool:
+        """A* stops when the state with the lowest f is finished: it is the goal."""
+        top = search.frontier.peek()
+        if top is not None and search.tree.node(top[0]).status == "finished":
+            search.goal = top[0]
+        return search.goal is not None
+
+    def _next_round(self, search: _Search, most: int) -> list[int]:
+        """The best open states, up to ``width`` (and ``most``), popped in priority order;
+        the round ends at a finished state, which stays queued, so a goal is never passed
+        over for a worse open state."""
+        parents: list[int] = []
+        while len(parents) < min(self.width, most) and (top := search.frontier.peek()) is not None:
+            if search.tree.node(top[0]).status == "finished":
+                break
+            parents.append(search.frontier.pop()[0])
+        return parents
+
+    async def _expand(
+        self, search: _Search, groups: list[tuple[int, int]], problem: Problem, ctx: Context
+    ) -> None:
+        """Expand each (parent, children) group, score every child in one verifier call and
+        queue them by ``f``. Parents asking for the same request (children, whether the
+        step runs to the end) go in one ``expand`` call, their requests all submitted at
+        once; such calls run one after the other (only the budget's last round or the
+        paths' last step mixes them), so node ids follow the priority order whatever
+        order the engine finishes in."""
+        tree = search.tree
+        search.expanded.extend(parent for parent, _ in groups)
+        calls: dict[tuple[int, bool], list[int]] = {}
+        for parent, n in groups:
+            calls.setdefault((n, tree.node(parent).depth + 1 >= self.max_steps), []).append(parent)
+        expansions = [
+            await expand(
+                tree, parents, ctx, n=n, step=self.step, sampling=self.sampling,
+                logprobs=self.verifier.needs_logprobs, to_end=to_end,
+            )
+            for (n, to_end), parents in calls.items()
+        ]
+        for group in (group for e in expansions for group in e.children):
+            _prune_repeats(tree, group)  # a repeated state would be scored and expanded twice
+        new = [node.id for e in expansions for node in e.nodes if node.status != "pruned"]
+        await score_nodes(tree, new, problem, self.verifier, ctx)
+        for node_id in new:
+            self._queue(search, node_id)
+        cut = next((e for e in expansions if e.budget_exhausted), None)
+        if cut is not None or ctx.ledger.exhausted:
+            search.stop(_exhausted_by(cut, ctx))
+
+    def _affordable_children(self, ctx: Context) -> int:
+        """Children to ask for this round: k per state for ``width`` states, capped by the
+        verifier calls left (each child is scored once)."""
+        wanted = self.width * self.k
+        left = ctx.ledger.remaining("verifier_calls") if self.verifier.counts_as_call else None
+        return wanted if left is None else min(wanted, int(left))
+
+    def _queue(self, search: _Search, node_id: int) -> None:
+        """Give a scored node its g, h and f and queue it; an unscored one cannot be ranked."""
+        node = search.tree.node(node_id)
+        if node.score is None:
+            return
+        cost = 1.0 - node.score
+        g = search.tree.node(node.parent).meta["g"] + cost  # type: ignore[arg-type]
+        f = self.cost_weight * g + self.heuristic_weight * cost
+        node.meta.update(g=g, h=cost, f=f)
+        search.frontier.push(node_id, f)
+
+    def _charge_thinking(self, tree: SearchTree, ctx: Context) -> None:
+        """Charge the thinking tokens of every step generated (pruned ones too): a step's
+        tokens before the path's ``think_end``."""
+        thinking = sum(_thinking_tokens(tree, node.id, self, ctx) for node in tree.nodes())
+        ctx.ledger.charge(Usage(thinking_tokens=thinking))
+
+    def _result(self, search: _Search, ctx: Context) -> Result:
+        tree = search.tree
+        ranked = [node_id for node_id, _ in search.frontier.ordered()]
+        finished = [n.id for n in tree.nodes("finished")]
+        # Cut short before any path ended: the best open state is the best there is.
+        paths = finished or ranked[:1]
+        candidates = [self._candidate(tree, node_id, i, ctx) for i, node_id in enumerate(paths)]
+        best = search.goal if search.goal is not None else next(
+            (node_id for node_id in ranked if node_id in paths), None
+        )
+        selected = paths.index(best) if best is not None else None
+        details: dict[str, Any] = {
+            "expansions": len(search.expanded),
+            "expanded": search.expanded,
+            "expanded_f": [round(tree.node(i).meta["f"], 6) for i in search.expanded],
+            "goal": search.goal,
+            "selected_f": None if best is None else tree.node(best).meta["f"],
+            "nodes": len(tree) - 1,
+            "finished": len(finished),
+            "pruned": len(tree.nodes("pruned")),
+            "candidate_nodes": paths,
+        }
+        return Result(
+            strategy=self.name,
+            candidates=candidates,
+            selected_index=selected,
+            usage=ctx.ledger.spent,
+            budget_exhausted=search.budget_exhausted and search.goal is None,
+            exhausted_by=search.exhausted_by if search.goal is None else None,
+            details=details,
+            tree=tree,
+        )
+
+    def _candidate(self, tree: SearchTree, node_id: int, index: int, ctx: Context) -> Candidate:
+        candidate = path_candidate(tree, node_id, index, self.extractor)
+        split = self.thinking.split_tokens
+        candidate.thinking_tokens = split(candidate.token_ids, ctx.backend.decode)
+        return candidate
+
+
+def _groups(parents: list[int], children: int, k: int) -> list[tuple[int, int]]:
+    """(parent, children to ask for): k each in priority order, the last one what is left
+    of ``children`` (the caller pops no more parents than ``children`` reaches)."""
+    return [(parent, min(k, children - i * k)) for i, parent in enumerate(parents)]
+
+
+def _thinking_tokens(tree: SearchTree, node_id: int, strategy: Strategy, ctx: Context) -> int:
+    """Of ``node_id``'s own tokens, those before ``think_end`` in its path: the path's
+    thinking tokens less its parent path's."""
+    node = tree.node(node_id)
+    split = strategy.thinking.split_tokens
+    before = split(tree.generated_ids(node.parent), ctx.backend.decode)  # type: ignore[arg-type]
+    return split(tree.generated_ids(node_id), ctx.backend.decode) - before
+
+
+def _exhausted_by(expansion: Expansion | None, ctx: Context) -> str | None:
+    if expansion is not None and expansion.exhausted_by is not None:
+        return expansion.exhausted_by
+    return ctx.ledger.exhausted_by

@@ -1,0 +1,60 @@
+"""Helpers for search tests: a scripted backend whose samples depend on the path so far,
+and a verifier that scores paths by their text from a table."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+
+from ponder.backends.scripted import ScriptedBackend, ScriptedSample
+from ponder.budgets import Budget, Ledger
+from ponder.core.generation import GenerationRequest
+from ponder.core.problem import Problem
+from ponder.core.result import Candidate
+from ponder.strategies import Context
+from ponder.strategies.base import DEFAULT_SYSTEM_PROMPT
+from ponder.verifiers.base import Score, Verifier
+
+PROBLEM = Problem(prompt="What is 6 times 2?")
+
+
+StepTable = Mapping[str, Sequence[str]] | Callable[[str, int, int], str]
+"""Per path text, the step each sample writes: ``table[path][sample]``, or
+``table(path, sample, call_index)``."""
+
+
+def path_backend(steps: StepTable, prompt: Sequence[int] | None = None) -> ScriptedBackend:
+    """A backend whose sample continuing the path with generated text ``path`` writes the
+    step ``steps`` gives; ``prompt`` (default: ``PROBLEM`` as strategies render it) is cut
+    off each request's ids first, and every request must start with it."""
+    if prompt is None:
+        prompt = ScriptedBackend.from_script([]).render(PROBLEM, DEFAULT_SYSTEM_PROMPT)
+
+    def handler(request: GenerationRequest, sample: int, call: int) -> ScriptedSample:
+        ids = request.prompt_token_ids
+        assert list(ids[: len(prompt)]) == list(prompt), "every request continues the prompt"
+        path = "".join(chr(token) for token in ids[len(prompt):])
+        if callable(steps):
+            return ScriptedSample(steps(path, sample, call))
+        return ScriptedSample(steps[path][sample])
+
+    return ScriptedBackend(handler)
+
+
+def context(backend: ScriptedBackend, budget: Budget | None = None) -> Context:
+    return Context(backend=backend, ledger=Ledger(budget or Budget()), rng=random.Random(0))
+
+
+class PathScores(Verifier):
+    """Scores a path by its text. A text missing from ``table`` gets ``Score(None)``; a text
+    in ``raise_on`` makes the whole call raise (a verifier that crashes)."""
+
+    table: dict[str, float | None]
+    raise_on: tuple[str, ...] = ()
+
+    async def _score(
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+    ) -> list[Score]:
+        if any(c.text in self.raise_on for c in candidates):
+            raise RuntimeError("the scorer crashed")
+        return [Score(self.table.get(c.text)) for c in candidates]
