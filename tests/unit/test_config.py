@@ -54,7 +54,7 @@ def test_bad_overrides_name_what_is_wrong(override: str, message: str) -> None:
     [
         ({"name": "self_consistency", "n": 0}, r"strategy.n: Input should be greater than or equal to 1 \(got 0\)"),
         ({"name": "self_consistency", "temperature": 1.0}, "strategy.temperature: unknown parameter"),
-        ({"name": "majority"}, "unknown strategy 'majority'; choose one of: best_of_n, first_finish, self_consistency, short_mk"),
+        ({"name": "majority"}, "unknown strategy 'majority'; choose one of: .*best_of_n, .*self_consistency, short_mk"),
         ({"n": 3}, "strategy config needs a 'name'"),
         ({"name": "best_of_n", "verifier": "oracle"}, "unknown verifier 'oracle'"),
         ({"name": "best_of_n", "selection": "max"}, "strategy.selection"),

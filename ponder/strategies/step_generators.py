@@ -1,0 +1,479 @@
+"""Step generators: who writes a chain's next reasoning step, and at what cost.
+
+A chain is a token-id prefix that grows one step at a time (a step ends at the step
+delimiter, the thinking format's segment end by default). Given a prefix, a generator writes
+the next step and reports who wrote it and what every call for it used, so strategies that
+grow chains step by step (speculative reasoning now, beam search and the like later) share
+one piece:
+
+- ``StepGenerator``: the base model (the context's backend) samples each step.
+- ``SpeculativeSteps`` (SpecReason, Pan et al. 2025): a small draft model writes the step; the
+  base model rates it 0-9 in a one-token call (the expected digit under its top logprobs),
+  and a step rated at least ``threshold`` is kept, else the base model writes the step itself.
+  The rating prompt is the chain's own token ids, then the step, then a fixed judge turn, so
+  the engine's prefix cache serves the question and every earlier step.
+
+A generator is configuration, frozen and shared by concurrent requests; ``open`` binds it to
+one run and returns a ``StepSession`` that holds the run's prompt and backends. Every call is
+reserved on the run's ledger first. A step that the budget refused or the clock cut short
+comes back with ``cut`` set and its usage counted; it cannot extend a chain.
+
+Draft and base vocabularies: when the two backends tokenize a probe text alike (same ids,
+same end-of-sequence ids), token ids pass between them unchanged. Otherwise speculative
+reasoning works on text: a ``Prefix`` holds the chain in both vocabularies, each step is
+encoded for the model that did not write it, and each model still continues its own ids
+(never a re-rendered chain), so both prefix caches keep working. Re-encoding a step on its
+own can split its first or last characters differently than the writer did; that is the
+price of mixing tokenizers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ponder.backends.base import Backend
+from ponder.backends.factory import BACKEND_KINDS, build_backend
+from ponder.core.generation import (
+    Completion,
+    FinishReason,
+    GenerationRequest,
+    GenerationState,
+    SamplingParams,
+)
+from ponder.core.problem import Problem
+from ponder.core.thinking import ThinkingFormat
+from ponder.core.usage import Usage
+from ponder.errors import BudgetExhaustedError
+from ponder.strategies.base import Context, SamplingConfig
+from ponder.strategies.sampling import _tokens_for_one_chain
+from ponder.verifiers.judge_scoring import TOP_LOGPROBS, digit_score
+
+Author = Literal["draft", "base"]
+Role = Literal["draft", "judge", "base"]
+Cut = Literal["budget", "seconds"]
+
+_RATING = SamplingParams(n=1, temperature=1.0, max_tokens=1, logprobs=TOP_LOGPROBS)
+"""The judge's one token: only its top logprobs matter, so the sampled token does not."""
+
+_PROBE = "Step 1: 12 × 7 = 84, so x² ≈ 3.14…\n\n```py\nprint('héllo')\n```</think> Answer: 42"
+"""Text on which two tokenizers must agree for their token ids to be shared."""
+
+DEFAULT_JUDGE_INSTRUCTION = (
+    "Rate the last reasoning step above for factual correctness and logical validity only, "
+    "not style: is it right, and does it follow from the question and the steps before it? "
+    "Reply with one digit from 0 (wrong) to 9 (surely right)."
+)
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """A chain so far. ``base``: the base model's token ids (prompt, then steps); ``draft``: the
+    draft model's, only when its vocabulary differs (None: the draft reads ``base``)."""
+
+    base: tuple[int, ...]
+    draft: tuple[int, ...] | None = None
+
+    def extend(self, step: Step) -> Prefix:
+        """This prefix followed by ``step``, a complete step of the session that built it."""
+        if step.cut is not None:
+            raise ValueError(f"a step cut short by the {step.cut} cannot extend a chain")
+        if self.draft is None:
+            return Prefix(self.base + step.token_ids)
+        if step.draft_token_ids is None:
+            raise ValueError("this prefix holds draft ids; extend it with its own session's steps")
+        return Prefix(self.base + step.token_ids, self.draft + step.draft_token_ids)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step written after a prefix, who wrote it, and what every call for it used."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    """In the base model's vocabulary: what extends ``Prefix.base``."""
+    author: Author
+    finish_reason: FinishReason | None
+    ends_chain: bool = False
+    """The writer stopped for good (end of sequence or one of the chain's stop strings), not
+    at the step delimiter or the token limit."""
+    draft_token_ids: tuple[int, ...] | None = None
+    """In the draft model's vocabulary, when it differs from the base model's."""
+    rating: float | None = None
+    """The base model's 0-9 rating of the drafted step (expected digit); None when nothing
+    was rated, or when the judge gave no digit (the draft then counts as rejected)."""
+    rejected_draft: str | None = None
+    """The drafted text that the base model's step replaced."""
+    cut: Cut | None = None
+    """Set when the budget refused a call or the clock ran out before the step was complete."""
+    usage: Mapping[Role, Usage] = field(default_factory=dict)
+    """Per role (draft, judge, base), what its calls for this step used."""
+
+    @property
+    def judged(self) -> bool:
+        """Whether the base model rated a drafted step (accepted when ``author`` is draft)."""
+        return "judge" in self.usage and self.cut is None
+
+
+class StepSession:
+    """One run's step writer, in which the base model samples each step. Subclasses change
+    who writes a step; ``finish`` (the answer after the thinking) is the base model's."""
+
+    def __init__(self, root: Prefix, base: _Writer, delimiter: str, stops: tuple[str, ...]) -> None:
+        self.root = root
+        """The chain before its first step: the rendered prompt."""
+        self.base = base
+        self.delimiter = delimiter
+        self.stops = stops
+        """The chain's own stop strings: they end the chain, where the delimiter ends a step."""
+
+    @property
+    def shares_ids(self) -> bool:
+        """Whether every model of the session reads the base model's token ids."""
+        return self.root.draft is None
+
+    async def next_step(self, prefix: Prefix, *, max_tokens: int, seed: int | None = None) -> Step:
+        """The step after ``prefix``, at most ``max_tokens`` tokens (fewer when the budget has
+        less left)."""
+        return await self._base_step(prefix, max_tokens, seed, (self.delimiter, *self.stops))
+
+    async def finish(self, prefix: Prefix, *, max_tokens: int, seed: int | None = None) -> Step:
+        """The rest of the chain (its answer) by the base model, in one call that runs to the
+        end of sequence or a chain stop string, not the delimiter. None of it is thinking."""
+        return await self._base_step(prefix, max_tokens, seed, self.stops, thinking=False)
+
+    async def _base_step(
+        self,
+        prefix: Prefix,
+        max_tokens: int,
+        seed: int | None,
+        stops: tuple[str, ...],
+        thinking: bool = True,
+    ) -> Step:
+        written = await self.base.write(
+            prefix.base, max_tokens=max_tokens, stops=stops, seed=seed, thinking=thinking
+        )
+        if written is None:
+            return Step("", (), "base", None, cut="budget")
+        completion, usage = written
+        return self._step(completion, "base", tuple(completion.token_ids), {"base": usage})
+
+    def _step(
+        self,
+        completion: Completion,
+        author: Author,
+        base_ids: tuple[int, ...],
+        usage: dict[Role, Usage],
+    ) -> Step:
+        return Step(
+            completion.text,
+            base_ids,
+            author,
+            completion.finish_reason,
+            ends_chain=completion.finish_reason == "stop"
+            and completion.stop_reason != self.delimiter,
+            draft_token_ids=self._draft_ids(completion, author),
+            cut="seconds" if completion.finish_reason == "aborted" else None,
+            usage=usage,
+        )
+
+    def _draft_ids(self, completion: Completion, author: Author) -> tuple[int, ...] | None:
+        """A step's ids in the draft's vocabulary (None: the draft reads the base's ids)."""
+        return None
+
+
+class StepGenerator(BaseModel):
+    """The base model samples each step. ``SpeculativeSteps`` lets a draft model write them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    step_delimiter: str | None = Field(
+        None,
+        min_length=1,
+        description="Ends a step (kept in it). None: the thinking format's segment end.",
+    )
+    max_step_tokens: int = Field(128, ge=1, description="Most tokens one step may take.")
+
+    async def open(
+        self,
+        problem: Problem,
+        ctx: Context,
+        *,
+        sampling: SamplingConfig,
+        system_prompt: str | None,
+        thinking: ThinkingFormat,
+    ) -> StepSession:
+        """Bind to one run: render the prompt and fix how every step is sampled
+        (``sampling``: temperature, top_p, and stop strings that end the chain)."""
+        base = _Writer(ctx.backend, ctx, sampling, thinking, self.max_step_tokens)
+        root = Prefix(tuple(ctx.backend.render(problem, system_prompt)))
+        return StepSession(root, base, self._delimiter(thinking), sampling.stop)
+
+    def _delimiter(self, thinking: ThinkingFormat) -> str:
+        return self.step_delimiter if self.step_delimiter is not None else thinking.segment_end
+
+
+class SpeculativeSession(StepSession):
+    """A run of speculative reasoning: the draft writes, the base rates, and rewrites when the
+    rating is below the threshold."""
+
+    def __init__(
+        self,
+        root: Prefix,
+        base: _Writer,
+        delimiter: str,
+        stops: tuple[str, ...],
+        *,
+        draft: _Writer,
+        judge_turn: tuple[int, ...],
+        threshold: float,
+    ) -> None:
+        super().__init__(root, base, delimiter, stops)
+        self.draft = draft
+        self.judge_turn = judge_turn
+        """Appended to the chain and the step: closes the turn, asks for the rating."""
+        self.threshold = threshold
+
+    async def next_step(self, prefix: Prefix, *, max_tokens: int, seed: int | None = None) -> Step:
+        written = await self.draft.write(
+            prefix.base if prefix.draft is None else prefix.draft,
+            max_tokens=max_tokens,
+            stops=(self.delimiter, *self.stops),
+            seed=seed,
+            thinking=True,
+        )
+        if written is None:
+            return Step("", (), "draft", None, cut="budget")
+        completion, draft_usage = written
+        base_ids = tuple(
+            completion.token_ids if self.shares_ids else self.base.backend.encode(completion.text)
+        )
+        drafted = self._step(completion, "draft", base_ids, {"draft": draft_usage})
+        if drafted.cut is not None:
+            return drafted
+        rating, judge_usage, cut = await self._rate(prefix.base + self._without_eos(base_ids))
+        usage: dict[Role, Usage] = {"draft": draft_usage}
+        if judge_usage is not None:
+            usage["judge"] = judge_usage
+        if cut is not None:
+            return dataclasses.replace(drafted, cut=cut, usage=usage)
+        if rating is not None and rating >= self.threshold:
+            return dataclasses.replace(drafted, rating=rating, usage=usage)
+        # A different seed: with the draft's, a base that is the draft model writes it again.
+        rewrite_seed = None if seed is None else (seed + 1) % 2**31
+        written_by_base = await super().next_step(prefix, max_tokens=max_tokens, seed=rewrite_seed)
+        return dataclasses.replace(
+            written_by_base,
+            rating=rating,
+            rejected_draft=completion.text,
+            usage={**usage, **written_by_base.usage},
+        )
+
+    def _without_eos(self, ids: tuple[int, ...]) -> tuple[int, ...]:
+        """The step as rated: a closing end-of-sequence id would end the turn twice."""
+        return ids[:-1] if ids and ids[-1] in self.base.backend.eos_token_ids else ids
+
+    async def _rate(
+        self, chain: tuple[int, ...]
+    ) -> tuple[float | None, Usage | None, Cut | None]:
+        """The base model's expected 0-9 rating of the chain's last step (None when it gave no
+        digit), the rating call's usage, and what cut the call short, if anything did."""
+        backend = self.base.backend
+        ran = await _call(self.base.ctx, backend, chain + self.judge_turn, _RATING, judge=True)
+        if ran is None:
+            return None, None, "budget"
+        state, usage = ran
+        top = state.completions[0].top_logprobs
+        if state.timed_out:
+            return None, usage, "seconds"
+        if not top:  # a server that returned no logprobs: unrated, so rejected
+            return None, usage, None
+        score = digit_score(top[0], lambda token_id: backend.decode([token_id]))
+        return (None if score.value is None else score.value * 9), usage, None
+
+    def _draft_ids(self, completion: Completion, author: Author) -> tuple[int, ...] | None:
+        if self.shares_ids:
+            return None
+        if author == "draft":
+            return tuple(completion.token_ids)
+        return tuple(self.draft.backend.encode(completion.text))
+
+
+class SpeculativeSteps(StepGenerator):
+    """Speculative reasoning: a draft model writes each step, the base model keeps it when it
+    rates it at least ``threshold`` out of 9, and writes the step itself otherwise."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    draft: Backend | str | dict[str, Any] | None = Field(
+        None,
+        description="The draft model: a backend config (as for `backend`, e.g. {kind: vllm, "
+        "model: ...} or {kind: openai, base_url: ..., model: ...}), a model name, a Backend, "
+        "or None for the run's own backend (the base model drafts for itself).",
+    )
+    threshold: float = Field(
+        7.0, ge=0.0, le=9.0, allow_inf_nan=False,
+        description="Lowest 0-9 rating (expected digit) at which a drafted step is kept.",
+    )
+    judge_instruction: str = Field(
+        DEFAULT_JUDGE_INSTRUCTION, min_length=1,
+        description="Asked of the base model in a user turn after the chain and its new step.",
+    )
+    judge_reply: str = Field(
+        "Score: ",
+        description="Opens the base model's reply so that its next token is the digit.",
+    )
+    """Measured on SmolLM2-135M with the default instruction: after "Score: " 99.6% of the
+    top-20 mass of the next token is digits ("I think the quality score is: ", the paper's
+    wording, 88%; "Answer: " 89%). The trailing space matters: the tokenizer writes " 7" as
+    a space token and then the digit."""
+
+    @field_validator("draft")
+    @classmethod
+    def _known_kind(cls, draft: Any) -> Any:
+        if isinstance(draft, dict) and draft.get("kind", "vllm") not in BACKEND_KINDS:
+            kinds = ", ".join(BACKEND_KINDS)
+            raise ValueError(f"draft kind must be one of {kinds}, got {draft.get('kind')!r}")
+        return draft
+
+    async def open(
+        self,
+        problem: Problem,
+        ctx: Context,
+        *,
+        sampling: SamplingConfig,
+        system_prompt: str | None,
+        thinking: ThinkingFormat,
+    ) -> SpeculativeSession:
+        plain = await super().open(
+            problem, ctx, sampling=sampling, system_prompt=system_prompt, thinking=thinking
+        )
+        draft_backend = ctx.backend if self.draft is None else await draft_backend_for(self.draft)
+        root = plain.root
+        if not same_vocabulary(draft_backend, ctx.backend):
+            root = Prefix(root.base, tuple(draft_backend.render(problem, system_prompt)))
+        chat = problem.chat(system_prompt)
+        return SpeculativeSession(
+            root,
+            plain.base,
+            plain.delimiter,
+            plain.stops,
+            draft=dataclasses.replace(plain.base, backend=draft_backend),
+            judge_turn=judge_turn(ctx.backend, chat, self.judge_instruction, self.judge_reply),
+            threshold=self.threshold,
+        )
+
+
+@dataclass(frozen=True)
+class _Writer:
+    """One model writing after a prefix: each call reserved, run under the budget's deadline
+    and settled, and the thinking part of what it wrote charged."""
+
+    backend: Backend
+    ctx: Context
+    sampling: SamplingConfig
+    thinking: ThinkingFormat
+    max_step_tokens: int
+
+    async def write(
+        self,
+        prefix: Sequence[int],
+        *,
+        max_tokens: int,
+        stops: tuple[str, ...],
+        seed: int | None,
+        thinking: bool,
+    ) -> tuple[Completion, Usage] | None:
+        """The completion and its usage; None when the budget refused the call. A thinking step
+        takes at most ``max_step_tokens``; the answer (``thinking=False``) runs to its end."""
+        wanted = min(max_tokens, self.max_step_tokens) if thinking else max_tokens
+        params = SamplingParams(
+            temperature=self.sampling.temperature,
+            top_p=self.sampling.top_p,
+            max_tokens=_tokens_for_one_chain(self.ctx, len(prefix), wanted),
+            stop=stops,
+            include_stop_str_in_output=True,
+            seed=seed,
+        )
+        ran = await _call(self.ctx, self.backend, prefix, params)
+        if ran is None:
+            return None
+        state, usage = ran
+        completion = state.completions[0]
+        if thinking:
+            spent = self.thinking.split_tokens(completion.token_ids, self.backend.decode)
+            self.ctx.ledger.charge(Usage(thinking_tokens=spent))
+            usage = dataclasses.replace(usage, thinking_tokens=spent)
+        return completion, usage
+
+
+async def _call(
+    ctx: Context,
+    backend: Backend,
+    prompt: Sequence[int],
+    params: SamplingParams,
+    *,
+    judge: bool = False,
+) -> tuple[GenerationState, Usage] | None:
+    """Reserve, run and settle one request: its final state and usage, or None when the
+    ledger refuses it. A judge's call counts as a verifier call, not a model call."""
+    calls = {"verifier_calls": 1} if judge else {"model_calls": 1}
+    try:
+        held = ctx.ledger.reserve(
+            generated_tokens=params.max_tokens, prompt_tokens=len(prompt), **calls
+        )
+    except BudgetExhaustedError:
+        return None
+    with held:
+        request = GenerationRequest(prompt_token_ids=tuple(prompt), params=params)
+        state = await backend.generate(request, timeout=ctx.ledger.seconds_left())
+        usage = state.usage
+        if judge:
+            usage = dataclasses.replace(usage, model_calls=0, verifier_calls=1)
+        held.settle(usage)
+    return state, usage
+
+
+def judge_turn(
+    backend: Backend, chat: list[dict[str, str]], instruction: str, reply: str
+) -> tuple[int, ...]:
+    """Token ids that, appended to a chain (the rendered ``chat`` plus its steps), close the
+    assistant's turn, ask ``instruction`` in a user turn and open the reply with ``reply``.
+    Read off the chat template by rendering ``chat`` with one more, empty, assistant turn and
+    the instruction. A template that does not keep the opened prompt as a prefix of that (one
+    that rewrites earlier turns) gets the instruction as plain text after the chain instead."""
+    opened = backend.render_chat(chat)
+    asked = backend.render_chat(
+        [*chat, {"role": "assistant", "content": ""}, {"role": "user", "content": instruction}]
+    )
+    if asked[: len(opened)] == opened:
+        turn = asked[len(opened):]
+    else:
+        turn = backend.encode(f"\n\n{instruction}\n")
+    return tuple(turn + (backend.encode(reply) if reply else []))
+
+
+def same_vocabulary(a: Backend, b: Backend) -> bool:
+    """Whether token ids mean the same text to both backends (compared on a probe text and the
+    end-of-sequence ids), so ids can pass between them unchanged."""
+    return a is b or (a.encode(_PROBE) == b.encode(_PROBE) and a.eos_token_ids == b.eos_token_ids)
+
+
+_BUILT: dict[str, Backend] = {}
+
+
+async def draft_backend_for(spec: Backend | str | Mapping[str, Any]) -> Backend:
+    """The draft model's backend. In-process engines are shared per config by
+    ``build_backend`` (one per process, restarted if it died); a server's backend is built once
+    per config here, so a strategy does not load a tokenizer and open a client per request."""
+    if isinstance(spec, Backend | str) or spec.get("kind", "vllm") == "vllm":
+        return await build_backend(spec)
+    key = json.dumps(dict(spec), sort_keys=True, default=str)
+    if key not in _BUILT:
+        _BUILT[key] = await build_backend(spec)
+    return _BUILT[key]
