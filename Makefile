@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python benchmarks/judge_batching.py
 	$(BIN)/python benchmarks/self_consistency_accuracy.py
 	$(BIN)/python benchmarks/short_mk_cancellation.py
+	$(BIN)/python benchmarks/search_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
