@@ -107,9 +107,9 @@ async def test_solves_arithmetic_with_every_token_accounted_for(
 
 
 async def test_a_token_budget_ends_the_filter_with_an_answer(engine: VllmBackend) -> None:
-    ctx = Context(engine, Ledger(Budget(total_tokens=1500)), random.Random(0))
+    ctx = Context(engine, Ledger(Budget(total_tokens=500)), random.Random(0))
     result = await ParticleFilter(**COMMON).run(PROBLEMS[0], ctx)
     assert result.budget_exhausted and result.exhausted_by == "total_tokens"
-    assert result.usage.total_tokens <= 1500
+    assert result.usage.total_tokens <= 500
     assert result.selected_index is not None
     assert engine.engine.get_num_unfinished_requests() == 0
