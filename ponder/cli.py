@@ -1,12 +1,15 @@
-"""``ponder solve | models``: the command line over the same config tree experiments use.
+"""``ponder solve | run | report | models``: the command line over the config tree.
 
     ponder solve "What is 17 + 25?" strategy=self_consistency strategy.n=16 \
         budget.generated_tokens=4000 backend=embedded
+    ponder run -m strategy.n=1,4,16 dataset=word_problems     # experiment runs (Hydra)
+    ponder report runs/sweep                                  # table + scaling curve
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -73,6 +76,23 @@ def _summary(result: Any, reference: str | None) -> str:
     return "\n".join(lines)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from ponder.experiments.app import main as run_app
+
+    return run_app(args.hydra_args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ponder.experiments.report import report
+
+    table, files = report(args.run_dirs, Path(args.out) if args.out else None)
+    print(table)
+    print("wrote " + ", ".join(str(f) for f in files))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from ponder.models.registry import list_models, resolve_model
 
@@ -98,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--json", action="store_true", help="print the whole result as JSON")
     solve.set_defaults(handler=_solve)
 
+    run = commands.add_parser(
+        "run", add_help=False, help="experiment runs over a dataset (a Hydra app; --help for its options)",
+    )
+    run.set_defaults(handler=_run, hydra_args=[])  # its arguments are Hydra's: see _parse
+
+    report = commands.add_parser("report", help="table and scaling plot of experiment runs")
+    report.add_argument("run_dirs", nargs="+", help="run folders, or folders holding them (a sweep)")
+    report.add_argument("--out", help="where to write report.csv and scaling.png (default: their common folder)")
+    report.set_defaults(handler=_report)
+
     models = commands.add_parser("models", help="list or prepare models")
     models.add_argument("action", nargs="?", choices=["list", "prepare"], default="list")
     models.add_argument("name", nargs="?", default="embedded", help="model to prepare")
@@ -105,8 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """Everything after ``run`` goes to Hydra untouched (argparse would claim ``-m``, ``--cfg``)."""
+    flags = len(list(itertools.takewhile(lambda arg: arg.startswith("-"), argv)))
+    if argv[flags:flags + 1] == ["run"]:
+        args = build_parser().parse_args([*argv[:flags], "run"])
+        args.hydra_args = argv[flags + 1:]
+        return args
+    return build_parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(sys.argv[1:] if argv is None else list(argv))
     _quiet_engine_logs(args.verbose)
     try:
         return args.handler(args)
