@@ -323,3 +323,17 @@ class SearchTree:
         counts = {status: len(self.nodes(status)) for status in NODE_STATUSES}
         shown = ", ".join(f"{k}={v}" for k, v in counts.items() if v)
         return f"SearchTree({len(self) - 1} steps{': ' + shown if shown else ''})"
+
+
+def prune_repeats(tree: SearchTree, siblings: list[Node]) -> None:
+    """Prune each open sibling whose step repeats an earlier one's ids (before scoring, so a
+    repeat costs no verifier call and takes no search slot). Ended paths are kept: each is a
+    separate sample of its answer."""
+    first: dict[tuple[int, ...], int] = {}
+    for node in siblings:
+        if node.status != "open":
+            continue
+        if node.token_ids in first:
+            tree.prune(node.id, f"repeats node {first[node.token_ids]}")
+        else:
+            first[node.token_ids] = node.id

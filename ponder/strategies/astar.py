@@ -46,14 +46,14 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from ponder.core.problem import Problem
-from ponder.core.result import Candidate, Result
+from ponder.core.result import Result
 from ponder.core.usage import Usage
 from ponder.search.expansion import Expansion, StepConfig, expand
 from ponder.search.frontier import Frontier
 from ponder.search.scoring import path_candidate, score_nodes
-from ponder.search.tree import ROOT, SearchTree
+from ponder.search.thinking import charge_thinking, count_candidate_thinking
+from ponder.search.tree import ROOT, SearchTree, prune_repeats
 from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
-from ponder.strategies.beam import _prune_repeats
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Verifier, verifiers
 
@@ -132,7 +132,7 @@ class AStar(Strategy):
                 break  # nothing open is left to expand
             await self._expand(search, _groups(parents, children, self.k), problem, ctx)
         self._goal_on_top(search)  # a goal on top when the budget ran out is still the goal
-        self._charge_thinking(search.tree, ctx)
+        charge_thinking(search.tree, self.thinking, ctx)
         return self._result(search, ctx)
 
     def _goal_on_top(self, search: _Search) -> bool:
@@ -175,7 +175,7 @@ class AStar(Strategy):
             for (n, to_end), parents in calls.items()
         ]
         for group in (group for e in expansions for group in e.children):
-            _prune_repeats(tree, group)  # a repeated state would be scored and expanded twice
+            prune_repeats(tree, group)  # a repeated state would be scored and expanded twice
         new = [node.id for e in expansions for node in e.nodes if node.status != "pruned"]
         await score_nodes(tree, new, problem, self.verifier, ctx)
         for node_id in new:
@@ -202,19 +202,14 @@ class AStar(Strategy):
         node.meta.update(g=g, h=cost, f=f)
         search.frontier.push(node_id, f)
 
-    def _charge_thinking(self, tree: SearchTree, ctx: Context) -> None:
-        """Charge the thinking tokens of every step generated (pruned ones too): a step's
-        tokens before the path's ``think_end``."""
-        thinking = sum(_thinking_tokens(tree, node.id, self, ctx) for node in tree.nodes())
-        ctx.ledger.charge(Usage(thinking_tokens=thinking))
-
     def _result(self, search: _Search, ctx: Context) -> Result:
         tree = search.tree
         ranked = [node_id for node_id, _ in search.frontier.ordered()]
         finished = [n.id for n in tree.nodes("finished")]
         # Cut short before any path ended: the best open state is the best there is.
         paths = finished or ranked[:1]
-        candidates = [self._candidate(tree, node_id, i, ctx) for i, node_id in enumerate(paths)]
+        candidates = [path_candidate(tree, node_id, i, self.extractor) for i, node_id in enumerate(paths)]
+        count_candidate_thinking(candidates, self.thinking, ctx.backend.decode)
         best = search.goal if search.goal is not None else next(
             (node_id for node_id in ranked if node_id in paths), None
         )
@@ -241,26 +236,12 @@ class AStar(Strategy):
             tree=tree,
         )
 
-    def _candidate(self, tree: SearchTree, node_id: int, index: int, ctx: Context) -> Candidate:
-        candidate = path_candidate(tree, node_id, index, self.extractor)
-        split = self.thinking.split_tokens
-        candidate.thinking_tokens = split(candidate.token_ids, ctx.backend.decode)
-        return candidate
 
 
 def _groups(parents: list[int], children: int, k: int) -> list[tuple[int, int]]:
     """(parent, children to ask for): k each in priority order, the last one what is left
     of ``children`` (the caller pops no more parents than ``children`` reaches)."""
     return [(parent, min(k, children - i * k)) for i, parent in enumerate(parents)]
-
-
-def _thinking_tokens(tree: SearchTree, node_id: int, strategy: Strategy, ctx: Context) -> int:
-    """Of ``node_id``'s own tokens, those before ``think_end`` in its path: the path's
-    thinking tokens less its parent path's."""
-    node = tree.node(node_id)
-    split = strategy.thinking.split_tokens
-    before = split(tree.generated_ids(node.parent), ctx.backend.decode)  # type: ignore[arg-type]
-    return split(tree.generated_ids(node_id), ctx.backend.decode) - before
 
 
 def _exhausted_by(expansion: Expansion | None, ctx: Context) -> str | None:

@@ -29,7 +29,8 @@ from ponder.core.result import Result
 from ponder.search.expansion import StepConfig, expand, rollout
 from ponder.search.scoring import path_candidate, score_nodes
 from ponder.search.selection import SelectionRule, select
-from ponder.search.tree import ROOT, Node, SearchTree
+from ponder.search.thinking import charge_thinking, count_candidate_thinking
+from ponder.search.tree import ROOT, Node, SearchTree, prune_repeats
 from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Verifier, verifiers
@@ -105,13 +106,14 @@ class StepSearch(Strategy):
             groups = expansion.children
             if self.drop_duplicates:
                 for group in groups:
-                    _prune_repeats(tree, group)
+                    prune_repeats(tree, group)
             fresh = [node.id for group in groups for node in group if node.status != "pruned"]
             await self._score(tree, fresh, problem, ctx)
             parents, fanout = self._survivors(tree, parents, groups), self.beam_width
             if expansion.budget_exhausted or ctx.ledger.exhausted:
                 cut_by = expansion.exhausted_by or ctx.ledger.exhausted_by
                 break
+        charge_thinking(tree, self.thinking, ctx)
         return self._result(tree, cut_by, steps, expanded, ctx)
 
     async def _score(
@@ -136,6 +138,7 @@ class StepSearch(Strategy):
         candidates = [
             path_candidate(tree, node.id, index, self.extractor) for index, node in enumerate(paths)
         ]
+        count_candidate_thinking(candidates, self.thinking, ctx.backend.decode)
         selected, evidence = select(candidates, self.selection)
         details: dict[str, Any] = {
             "steps": steps,
@@ -156,20 +159,6 @@ class StepSearch(Strategy):
             details=details,
             tree=tree,
         )
-
-
-def _prune_repeats(tree: SearchTree, siblings: list[Node]) -> None:
-    """Prune each open sibling whose step repeats an earlier one's ids (before scoring, so a
-    repeat costs no verifier call and takes no beam slot). Ended paths are kept: each is a
-    separate sample of its answer."""
-    first: dict[tuple[int, ...], int] = {}
-    for node in siblings:
-        if node.status != "open":
-            continue
-        if node.token_ids in first:
-            tree.prune(node.id, f"repeats node {first[node.token_ids]}")
-        else:
-            first[node.token_ids] = node.id
 
 
 def best_first(nodes: list[Node]) -> list[Node]:

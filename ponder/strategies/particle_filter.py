@@ -37,6 +37,7 @@ from ponder.search.expansion import Expansion, StepConfig, expand
 from ponder.search.particles import Population, Reward, reward
 from ponder.search.resampling import Scheme
 from ponder.search.scoring import path_candidate, score_nodes
+from ponder.search.thinking import charge_thinking, count_candidate_thinking
 from ponder.search.tree import ROOT, SearchTree
 from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
 from ponder.verifiers.answers import AnswerExtractor
@@ -145,6 +146,8 @@ class ParticleFilter(Strategy):
             path_candidate(run.tree, node, index, self.extractor)
             for index, node in enumerate(nodes)
         ]
+        count_candidate_thinking(candidates, self.thinking, run.ctx.backend.decode)
+        charge_thinking(run.tree, self.thinking, run.ctx)
         for node, weight in zip(nodes, weights):
             run.tree.node(node).meta["weight"] = weight
         selected, evidence = self._select(candidates, weights, run)
@@ -187,7 +190,10 @@ class ParticleFilter(Strategy):
         for node, members in at.items():
             by_copies.setdefault(len(members), []).append(node)
         expansions: list[Expansion] = await asyncio.gather(*(
-            expand(run.tree, nodes, run.ctx, n=copies, step=self.step, sampling=self.sampling)
+            expand(
+                run.tree, nodes, run.ctx, n=copies, step=self.step, sampling=self.sampling,
+                logprobs=self.verifier.needs_logprobs,
+            )
             for copies, nodes in by_copies.items()
         ))
         usage = Usage()

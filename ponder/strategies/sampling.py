@@ -63,7 +63,7 @@ async def sample_chains(
         max_tokens = sampling.max_tokens
         if fitting == 0 and not candidates:
             # Not even one full chain fits: one shorter chain beats no answer at all.
-            fitting, max_tokens = 1, _tokens_for_one_chain(ctx, len(prompt), max_tokens)
+            fitting, max_tokens = 1, tokens_for_one_chain(ctx, len(prompt), max_tokens)
         reservation = ctx.ledger.try_reserve(
             generated_tokens=max(fitting, 1) * max_tokens, prompt_tokens=len(prompt), model_calls=1
         )
@@ -133,7 +133,7 @@ class _FinishWatch:
         return self.enough is not None and self.stopped >= self.enough
 
 
-def _tokens_for_one_chain(ctx: Context, prompt_tokens: int, max_tokens: int) -> int:
+def tokens_for_one_chain(ctx: Context, prompt_tokens: int, max_tokens: int) -> int:
     """The most tokens one chain may generate within what the budget has left (at least 1,
     so that a budget with nothing left is refused by the reservation and says so)."""
     limits = [max_tokens]

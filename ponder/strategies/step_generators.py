@@ -51,7 +51,7 @@ from ponder.core.thinking import ThinkingFormat
 from ponder.core.usage import Usage
 from ponder.errors import BudgetExhaustedError
 from ponder.strategies.base import Context, SamplingConfig
-from ponder.strategies.sampling import _tokens_for_one_chain
+from ponder.strategies.sampling import tokens_for_one_chain
 from ponder.verifiers.judge_scoring import TOP_LOGPROBS, digit_score
 
 Author = Literal["draft", "base"]
@@ -395,7 +395,7 @@ class _Writer:
         params = SamplingParams(
             temperature=self.sampling.temperature,
             top_p=self.sampling.top_p,
-            max_tokens=_tokens_for_one_chain(self.ctx, len(prefix), wanted),
+            max_tokens=tokens_for_one_chain(self.ctx, len(prefix), wanted),
             stop=stops,
             include_stop_str_in_output=True,
             seed=seed,
