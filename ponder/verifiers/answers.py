@@ -26,7 +26,7 @@ _NUMBER = re.compile(
 )
 _WRAPPERS = ("**", "__", "$", "*", '"', "'")
 _SENTENCE_END = re.compile(r"\.\s")
-_NUMBER_THEN_WORDS = re.compile(r"(-?[\d,]*\d(?:\.\d+)?)\s+[A-Za-z]")
+_NUMBER_THEN_WORDS = re.compile(r"\$?(-?[\d,]*\d(?:\.\d+)?(?:/\d+)?)(?:\s*,\s*|\s+)[A-Za-z]")
 
 
 def matching_brace(text: str, start: int) -> int | None:
@@ -52,7 +52,8 @@ def _boxed(text: str) -> str | None:
 def _answer_line(text: str) -> str | None:
     """The rest of the sentence after the last "Answer:" / "answer is" / "Final answer:"
     marker, unwrapped; of an equation its right-hand side ("3 + 4 = 7" gives "7"); of a
-    number followed by words ("17 apples", "5 because ...") only the number."""
+    number followed by words ("17 apples", "5 because ...", "12, since ...", "$3 each")
+    only the number."""
     markers = list(_ANSWER_MARKER.finditer(text))
     if not markers:
         return None

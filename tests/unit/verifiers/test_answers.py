@@ -96,9 +96,17 @@ def test_extractor_is_frozen() -> None:
         ("The answer is : 54", "54"),
         ('Answer: "50"', "50"),
         ("Answer: 5 because you can add 2 and 3", "5"),
+        ("Answer: 12, because 6 times 2 is 12.", "12"),
+        ("Answer: 3/4, since three of four", "3/4"),
+        ("Answer: $3 each", "3"),
+        ("Answer: 1,000", "1,000"),
         ("Answer: 3 + 4", "3 + 4"),
     ],
-    ids=["equation-right-side", "assignment", "stray-colon", "quoted", "number-then-reason", "expression-kept"],
+    ids=[
+        "equation-right-side", "assignment", "stray-colon", "quoted", "number-then-reason",
+        "number-comma-reason", "fraction-comma-reason", "currency-then-words", "thousands-kept",
+        "expression-kept",
+    ],
 )
 def test_answer_line_cleans_what_small_models_write(text: str, answer: str) -> None:
     assert AnswerExtractor().extract(text) == answer
