@@ -1,4 +1,5 @@
-"""A dozen one-step arithmetic questions with their answers, shared by the benchmarks."""
+"""Problems shared by the benchmarks: a dozen one-step arithmetic questions with their
+answers, and ponder's shipped word problems (longer, several steps each)."""
 
 from ponder.core.problem import Problem
 
@@ -20,3 +21,10 @@ QUESTIONS = [
 
 def problems(count: int) -> list[Problem]:
     return [Problem(prompt=q, reference=a) for q, a in QUESTIONS[:count]]
+
+
+def word_problems(count: int) -> list[Problem]:
+    """The first ``count`` of the word problems that ship with ponder."""
+    from ponder.experiments.datasets import load_problems
+
+    return load_problems({"source": "packaged", "name": "word_problems", "path": "word_problems.jsonl", "limit": count})

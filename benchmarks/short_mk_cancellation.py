@@ -17,7 +17,7 @@ short-m@k is for chains that reason before they answer, so the chains are asked 
 step by step (``--system-prompt``): with one-line answers of ten tokens, a single step of
 overhang is already a tenth of the work, which says more about the prompt than the stop.
 
-    python benchmarks/short_mk_cancellation.py [--k 16] [--problems 4]
+    python benchmarks/short_mk_cancellation.py [--k 16] [--problems 4] [--set word_problems]
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from ponder.backends.vllm_engine import VllmBackend
 from ponder.core.generation import GenerationRequest, GenerationState
 from ponder.strategies import ShortMK
 
+
+PROBLEM_SETS = {"arithmetic": arithmetic.problems, "word_problems": arithmetic.word_problems}
 
 REASONING_PROMPT = "Reason step by step in full sentences, then end with 'Answer: <final answer>'."
 
@@ -69,7 +71,7 @@ async def main(args: argparse.Namespace) -> None:
     for m in (1, 3):
         backend = RecordingBackend(engine)
         strategy = ShortMK(k=args.k, m=m, system_prompt=args.system_prompt)
-        results = [await asolve(p, strategy=strategy, backend=backend) for p in arithmetic.problems(args.problems)]
+        results = [await asolve(p, strategy=strategy, backend=backend) for p in PROBLEM_SETS[args.set](args.problems)]
         after_share, wall_ratio = [], []
         for result, timeline, wall in zip(results, backend.timelines, backend.wall):
             moment = next((t for t in timeline if t[2] >= m), None)
@@ -93,6 +95,8 @@ if __name__ == "__main__":
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--set", choices=sorted(PROBLEM_SETS), default="arithmetic",
+                        help="word_problems: longer chains, so one step of overhang weighs less")
     parser.add_argument("--problems", type=int, default=4)
     parser.add_argument("--system-prompt", default=REASONING_PROMPT)
     asyncio.run(main(parser.parse_args()))
