@@ -1,0 +1,99 @@
+"""Running one request's plan on the shared backend: its own context and ledger, 'auto' if
+asked, every run tracked so that shutdown can cancel what is left."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ponder.backends.base import Backend
+from ponder.budgets import Ledger
+from ponder.core.result import Result
+from ponder.core.thinking import ThinkingFormat
+from ponder.server.auto import decide
+from ponder.server.errors import ApiError
+from ponder.server.metrics import Metrics
+from ponder.server.observe import Listener, ObservedBackend
+from ponder.server.plan import Plan, build_strategy
+from ponder.server.profiles import Profile, load_profile
+from ponder.server.settings import ServerSettings
+from ponder.strategies import Context
+from ponder.strategies.base import DEFAULT_SYSTEM_PROMPT
+
+T = TypeVar("T")
+
+
+@dataclass
+class Outcome:
+    result: Result
+    thinking: ThinkingFormat
+    """The chosen strategy's thinking format, to split the answer from the reasoning."""
+    decision: dict[str, Any] | None
+    """What 'auto' chose and why; None for a named strategy."""
+
+
+class Service:
+    """What the routes share: the engine, the settings, the metrics and the runs in flight."""
+
+    def __init__(self, backend: Backend, settings: ServerSettings, metrics: Metrics) -> None:
+        self.backend, self.settings, self.metrics = backend, settings, metrics
+        self.runs: set[asyncio.Task[Any]] = set()
+        self._profile: Profile | None = None
+
+    @property
+    def profile(self) -> Profile:
+        if self._profile is None:
+            self._profile = load_profile(self.settings.profiles)
+        return self._profile
+
+    def check_prompt(self, plan: Plan, param: str) -> None:
+        """Refuse a prompt longer than the operator allows (rendered as the strategy will)."""
+        system_prompt = plan.strategy.system_prompt if plan.strategy else DEFAULT_SYSTEM_PROMPT
+        length = len(self.backend.render(plan.problem, system_prompt))
+        cap = self.settings.max_prompt_tokens
+        if length > cap:
+            raise ApiError(400, f"{param}: the prompt is {length} tokens, over the server's cap "
+                           f"of {cap}", param=param, code="prompt_too_long")
+
+    async def run(self, plan: Plan, listener: Listener | None = None) -> Outcome:
+        """The plan's strategy (chosen by 'auto' first if need be) under its budget."""
+        backend = ObservedBackend(self.backend, listener) if listener else self.backend
+        ctx = Context(backend=backend, ledger=Ledger(plan.budget), rng=random.Random(plan.seed))
+        started = time.perf_counter()
+        strategy, decision = plan.strategy, None
+        self.metrics.in_flight.inc()
+        try:
+            if strategy is None:
+                chosen = await decide(plan.problem, ctx, self.profile)
+                decision = chosen.to_dict()
+                self.metrics.auto_choices.labels(str(chosen.strategy.get("name")), chosen.difficulty).inc()
+                if listener:
+                    listener({"event": "auto", **decision})
+                strategy = build_strategy(chosen.strategy, plan.sampling)
+            result = await strategy.run(plan.problem, ctx)
+        except asyncio.CancelledError:
+            self.metrics.cancelled.inc()
+            raise
+        finally:
+            self.metrics.in_flight.dec()
+        result.usage = ctx.ledger.spent  # the probes of 'auto' included
+        result.usage.wall_seconds = time.perf_counter() - started
+        self.metrics.record_result(result)
+        return Outcome(result, strategy.thinking, decision)
+
+    def track(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``work`` as a task that shutdown can cancel."""
+        task = asyncio.create_task(work)
+        self.runs.add(task)
+        task.add_done_callback(self.runs.discard)
+        return task
+
+    async def cancel_all(self) -> None:
+        """Cancel every run still in flight (aborting its engine requests) and wait for them."""
+        for task in list(self.runs):
+            task.cancel()
+        await asyncio.gather(*self.runs, return_exceptions=True)

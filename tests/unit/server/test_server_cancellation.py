@@ -1,0 +1,58 @@
+"""A client that goes away cancels its work in the engine, streaming or not; shutdown cancels
+what is still running."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ponder.server import ServerSettings
+from ponder.server.metrics import Metrics
+from ponder.server.plan import make_plan
+from ponder.server.schemas import ChatCompletionRequest
+from ponder.server.service import Service
+from ponder.server.streaming import sse_events
+from ponder.server.errors import to_api_error
+
+from server_helpers import answers, chat
+
+pytestmark = pytest.mark.asyncio
+
+LONG = "x" * 2000
+
+
+def _service() -> Service:
+    backend = answers(LONG, delay=0.001)  # about 2 s a sample if nothing stops it
+    return Service(backend, ServerSettings(caps={"generated_tokens": 100_000}), Metrics())
+
+
+def _plan(service: Service):  # type: ignore[no-untyped-def]
+    request = ChatCompletionRequest(**chat(strategy={"name": "self_consistency", "n": 2,
+                                                     "sampling": {"max_tokens": 4000}}))
+    return make_plan(request, service.settings)
+
+
+async def test_closing_a_stream_cancels_the_run_and_aborts_the_engine_request() -> None:
+    service = _service()
+    events = sse_events(lambda listener: service.track(service.run(_plan(service), listener)),
+                        lambda fields: fields, chat=True, trace=False, on_error=to_api_error,
+                        keepalive_s=0.05)
+    assert await asyncio.wait_for(anext(events), timeout=10) == ": working\n\n"
+    await events.aclose()  # what the response does when its client disconnects
+    await asyncio.sleep(0)
+    assert not service.runs
+    usage = service.backend.usage
+    assert usage.generated_tokens < 2 * len(LONG)
+    assert usage.cancelled_tokens == usage.generated_tokens > 0
+    assert service.metrics.cancelled._value.get() == 1
+    assert service.metrics.in_flight._value.get() == 0
+
+
+async def test_shutdown_cancels_runs_in_flight() -> None:
+    service = _service()
+    task = service.track(service.run(_plan(service)))
+    await asyncio.sleep(0.05)
+    await service.cancel_all()
+    assert task.cancelled()
+    assert service.backend.usage.cancelled_tokens == service.backend.usage.generated_tokens > 0
