@@ -4,6 +4,7 @@
         budget.generated_tokens=4000 backend=embedded
     ponder run -m strategy.n=1,4,16 dataset=word_problems     # experiment runs (Hydra)
     ponder report runs/sweep                                  # table + scaling curve
+    ponder serve backend=embedded --host 127.0.0.1 --port 8000  # OpenAI-compatible endpoint
 """
 
 from __future__ import annotations
@@ -93,6 +94,35 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from ponder.config import compose
+    from ponder.core.registry import describe_validation_error
+    from ponder.server import ServerSettings, create_app
+
+    config = compose(args.overrides)
+    keys = [*args.api_key, *filter(None, os.environ.get("PONDER_API_KEYS", "").split(","))]
+    caps = dict(ServerSettings.model_fields["caps"].default.model_dump(exclude_none=True))
+    for cap in args.cap:
+        name, _, value = cap.partition("=")
+        caps[name] = None if value in ("", "none", "null") else value
+    try:
+        settings = ServerSettings(
+            model_name=args.model_name, api_keys=tuple(keys), caps=caps,
+            max_prompt_tokens=args.max_prompt_tokens, max_body_bytes=args.max_body_bytes,
+            per_key_concurrency=args.per_key_concurrency, default_strategy=config["strategy"],
+            profiles=args.profiles,
+        )
+    except ValidationError as exc:
+        raise BadRequestError(describe_validation_error("serve", exc)) from None
+    app = create_app(settings, backend_spec=config["backend"])
+    uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=args.grace_s,
+                log_level="info" if args.verbose else "warning")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from ponder.models.registry import list_models, resolve_model
 
@@ -127,6 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dirs", nargs="+", help="run folders, or folders holding them (a sweep)")
     report.add_argument("--out", help="where to write report.csv and scaling.png (default: their common folder)")
     report.set_defaults(handler=_report)
+
+    serve = commands.add_parser("serve", help="the budget-aware OpenAI-compatible endpoint")
+    serve.add_argument("overrides", nargs="*", help="config overrides: backend=..., strategy=... (the default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--model-name", default="ponder", help="the model id clients ask for")
+    serve.add_argument("--api-key", action="append", default=[],
+                       help="accepted bearer key (repeat; also PONDER_API_KEYS=k1,k2); none: no auth")
+    serve.add_argument("--cap", action="append", default=[], metavar="LIMIT=VALUE",
+                       help="the most a request may ask, e.g. generated_tokens=8000 (none: no cap)")
+    serve.add_argument("--max-prompt-tokens", type=int, default=1536)
+    serve.add_argument("--max-body-bytes", type=int, default=1_000_000)
+    serve.add_argument("--per-key-concurrency", type=int, default=64)
+    serve.add_argument("--profiles", help="accuracy-vs-tokens profiles for strategy 'auto'")
+    serve.add_argument("--grace-s", type=float, default=30.0,
+                       help="on shutdown, how long in-flight requests may finish before they are cancelled")
+    serve.set_defaults(handler=_serve)
 
     models = commands.add_parser("models", help="list or prepare models")
     models.add_argument("action", nargs="?", choices=["list", "prepare"], default="list")
