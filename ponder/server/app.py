@@ -91,7 +91,8 @@ def create_app(
 
     @app.get("/metrics")
     async def prometheus() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        usage = state["service"].backend.usage if "service" in state else None
+        return Response(metrics.render(usage), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")
     async def models(_: str = Depends(caller)) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ponder.core.result import Result
+from ponder.core.usage import Usage
 
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 
@@ -40,6 +41,10 @@ class Metrics:
         self.in_flight = Gauge(
             "ponder_requests_in_flight", "Strategy runs in progress.", registry=self.registry,
         )
+        self.engine_tokens = Gauge(
+            "ponder_engine_tokens", "Tokens the shared engine has processed since it started, by "
+            "kind, every request included (cancelled work too).", ["kind"], registry=self.registry,
+        )
         self.auto_choices = Counter(
             "ponder_auto_choices", "Strategies chosen by 'auto', by strategy name and difficulty.",
             ["strategy", "difficulty"], registry=self.registry,
@@ -55,7 +60,11 @@ class Metrics:
         if result.budget_exhausted:
             self.budget_exhausted.labels(result.exhausted_by or "unknown").inc()
 
-    def render(self) -> bytes:
+    def render(self, engine_usage: Usage | None = None) -> bytes:
+        """The text exposition; ``engine_usage`` (the backend's running totals) is read now."""
+        if engine_usage is not None:
+            for kind in ("prompt_tokens", "cached_prompt_tokens", "generated_tokens", "cancelled_tokens"):
+                self.engine_tokens.labels(kind.removesuffix("_tokens")).set(getattr(engine_usage, kind))
         return generate_latest(self.registry)
 
 

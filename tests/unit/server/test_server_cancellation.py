@@ -17,7 +17,6 @@ from ponder.server.errors import to_api_error
 
 from server_helpers import answers, chat
 
-pytestmark = pytest.mark.asyncio
 
 LONG = "x" * 2000
 

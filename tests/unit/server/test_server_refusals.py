@@ -10,7 +10,6 @@ import pytest
 
 from server_helpers import answers, chat, client
 
-pytestmark = pytest.mark.asyncio
 
 CASES: list[tuple[str, Any, int, str | None, str]] = [
     ("malformed json", b'{"model": "ponder", "messages": [', 400, "body", "not valid JSON"),

@@ -9,7 +9,6 @@ import pytest
 
 from server_helpers import answers, chat, client
 
-pytestmark = pytest.mark.asyncio
 
 
 async def test_chat_completion_splits_reasoning_from_answer_and_reports_usage() -> None:
