@@ -110,8 +110,8 @@ def profile_from_runs(run_dirs: Sequence[Path], probe_samples: int = 4,
         ProfilePoint(
             strategy=config["strategy"],
             generated_tokens=round(sum(r.usage.get("generated_tokens", 0) for r in records) / len(records), 1),
-            accuracy={bucket: _accuracy([r for r in records if bucket_of.get(r.id) == bucket])
-                      for bucket in BUCKETS},
+            accuracy={bucket: _accuracy([r for r in records if bucket_of.get(r.id) == bucket] or records)
+                      for bucket in BUCKETS},  # an empty bucket gets the run's overall accuracy
         )
         for config, records in runs
     ]

@@ -107,3 +107,38 @@ def test_a_bad_profile_names_the_field(tmp_path: Path) -> None:
                                                 "accuracy": {"easy": 1}}]}))
     with pytest.raises(BadRequestError, match=r"points\.0\.accuracy"):
         load_profile(path)
+
+
+def _run_dir(root: Path, n: int, answers_per_problem: dict[str, list[str]], selected: dict[str, str]) -> Path:
+    """A run folder as ``ponder run`` leaves it: config.yaml and records.jsonl."""
+    from ponder.core.result import Candidate, Result
+    from ponder.core.usage import Usage
+    from ponder.experiments.records import ProblemRecord, RecordLog
+
+    folder = root / f"n={n}"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump({"strategy": {"name": "self_consistency", "n": n}}))
+    log = RecordLog(folder / "records.jsonl")
+    for index, (pid, answers_) in enumerate(answers_per_problem.items()):
+        candidates = [Candidate(i, f"Answer: {a}", 10, "stop", a) for i, a in enumerate(answers_[:n])]
+        chosen = next(i for i, c in enumerate(candidates) if c.answer == selected[pid])
+        result = Result("self_consistency", candidates, chosen, Usage(generated_tokens=10 * n))
+        log.append(ProblemRecord.from_result(index, Problem(prompt=pid, reference="1", id=pid), result))
+    log.close()
+    return folder
+
+
+def test_a_profile_from_runs_buckets_by_the_widest_runs_first_answers(tmp_path: Path) -> None:
+    # easy: the first 4 answers agree; hard: they all differ
+    answers_ = {"easy": ["1", "1", "1", "1"], "hard": ["1", "2", "3", "4"]}
+    one = _run_dir(tmp_path, 1, answers_, {"easy": "1", "hard": "1"})
+    four = _run_dir(tmp_path, 4, answers_, {"easy": "1", "hard": "2"})
+    from ponder.server.profiles import profile_from_runs
+
+    profile = profile_from_runs([one, four])
+    assert [p.strategy["n"] for p in profile.points] == [1, 4]
+    assert [p.generated_tokens for p in profile.points] == [10, 40]
+    # no problem is medium: that bucket gets the run's overall accuracy
+    assert profile.points[0].accuracy == {"easy": 1.0, "medium": 1.0, "hard": 1.0}
+    assert profile.points[1].accuracy == {"easy": 1.0, "medium": 0.5, "hard": 0.0}
+    assert profile.source.startswith("2 problems (easy: 1, medium: 0, hard: 1)")
