@@ -34,9 +34,9 @@ def get(url: str) -> str | None:
 
 @contextlib.contextmanager
 def serving(command: Sequence[str], health_url: str, *, timeout_s: float,
-            env: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Run ``command`` in its own process group until ``health_url`` answers; end the whole
-    group (server and engine core) on exit. Fails the test with the log's tail if it never
+            env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` in its own process group until ``health_url`` answers; yield the
+    process; end the whole group (server and engine core) on exit. Fails the test with the log's tail if it never
     comes up."""
     log = tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False)
     process = subprocess.Popen(
@@ -50,7 +50,7 @@ def serving(command: Sequence[str], health_url: str, *, timeout_s: float,
                 tail = Path(log.name).read_text(errors="replace")[-3000:]
                 pytest.fail(f"{command[:4]} did not come up (exit {process.poll()}):\n{tail}")
             time.sleep(1)
-        yield
+        yield process
     finally:
         stop(process)
         log.close()

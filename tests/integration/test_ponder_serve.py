@@ -1,11 +1,15 @@
 """``ponder serve`` as a real process on loopback with the embedded model, driven by the
 official ``openai`` client: a completion, a stream, budgets, a disconnect, auth, concurrent
-requests with different strategies, bad input. One server for the whole module."""
+requests with different strategies, bad input, graceful shutdown. One server for the whole
+module."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -23,14 +27,19 @@ QUESTION = "What is 6 times 2?"
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    """``ponder serve`` on a free loopback port; yields its root URL."""
+def server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``ponder serve`` on a free loopback port; yields its root URL and its process."""
     port = free_port()
     command = [sys.executable, "-m", "ponder.cli", "serve", "backend=embedded", "--host", "127.0.0.1",
                "--port", str(port), "--api-key", KEY, "--grace-s", "5"]
     root = f"http://127.0.0.1:{port}"
-    with serving(command, f"{root}/health", timeout_s=START_TIMEOUT_S):
-        yield root
+    with serving(command, f"{root}/health", timeout_s=START_TIMEOUT_S) as process:
+        yield root, process
+
+
+@pytest.fixture
+def base_url(server: tuple[str, subprocess.Popen[bytes]]) -> str:
+    return server[0]
 
 
 def _client(base_url: str, key: str = KEY) -> openai.AsyncOpenAI:
@@ -156,3 +165,33 @@ async def test_bad_input_is_a_400_and_the_server_keeps_serving(base_url: str) ->
         completion = await client.chat.completions.create(
             model="ponder", messages=[{"role": "user", "content": QUESTION}], reasoning_effort="low")
     assert completion.choices[0].message.content is not None
+
+
+async def test_sigterm_lets_a_request_in_flight_finish_then_exits(
+    server: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    """Last in the module: it stops the server. The request in flight is answered (it fits in
+    the 5 s grace period), then the server and its engine core exit."""
+    base_url, process = server
+    async with _client(base_url) as client:
+        in_flight = asyncio.create_task(client.chat.completions.create(
+            model="ponder", messages=[{"role": "user", "content": QUESTION}],
+            extra_body={"strategy": {"name": "self_consistency", "n": 2, "sampling": {"max_tokens": 32}}}))
+        await asyncio.sleep(0.5)
+        os.kill(process.pid, signal.SIGTERM)
+        completion = await in_flight
+    assert completion.usage.completion_tokens > 0
+    exit_code = await asyncio.to_thread(process.wait, 60)
+    assert exit_code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has shut down
+    assert await asyncio.to_thread(_group_gone, process.pid, 30)  # the engine core closed too
+
+
+def _group_gone(group: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.5)
+    return False
