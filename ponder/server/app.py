@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -117,20 +117,19 @@ def create_app(
             "created": int(time.time()), "model": settings.model_name,
         }
         release = limiter.acquire(key)
+        if body.stream:  # the stream gives the key's slot back when it ends, however it ends
+            kind = "chat.completion.chunk" if chat else "text_completion"
+            events = sse_events(
+                lambda listener: serving.track(serving.run(plan, listener)),
+                lambda fields: {**envelope, "object": kind, **fields},
+                chat=chat, trace=body.trace, on_error=errors.to_api_error,
+            )
+            return StreamingResponse(_released(events, release), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache"})
         try:
-            if body.stream:
-                kind = "chat.completion.chunk" if chat else "text_completion"
-                events = sse_events(
-                    lambda listener: serving.track(serving.run(plan, listener)),
-                    lambda fields: {**envelope, "object": kind, **fields},
-                    chat=chat, trace=body.trace, on_error=errors.to_api_error,
-                )
-                return StreamingResponse(_released(events, release), media_type="text/event-stream",
-                                         headers={"Cache-Control": "no-cache"})
             outcome = await _until_disconnected(serving.track(serving.run(plan)), request)
         finally:
-            if not body.stream:
-                release()
+            release()
         if outcome is None:
             return Response(status_code=499)  # nobody is listening; the work was cancelled
         render = chat_completion if chat else text_completion
@@ -140,7 +139,7 @@ def create_app(
     return app
 
 
-async def _released(events: AsyncIterator[str], release: Any) -> AsyncIterator[str]:
+async def _released(events: AsyncIterator[str], release: Callable[[], None]) -> AsyncIterator[str]:
     """``events``, then the key's slot back, however the stream ends."""
     try:
         async for event in events:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ponder.backends.scripted import ScriptedBackend
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.errors import BadRequestError

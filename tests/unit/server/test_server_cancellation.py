@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from ponder.server import ServerSettings
 from ponder.server.metrics import Metrics
