@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python benchmarks/self_consistency_accuracy.py
 	$(BIN)/python benchmarks/short_mk_cancellation.py
 	$(BIN)/python benchmarks/search_speed.py
+	$(BIN)/python benchmarks/server_load.py
 	$(MAKE) bench-peers
 
 # ponder against its_hub and the raw engine (16 problems, N=4,8,16; long on a small CPU).
