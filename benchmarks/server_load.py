@@ -3,8 +3,8 @@
 Throughput: 16 concurrent clients, each one problem with self-consistency (N=8), through the
 endpoint (the official ``openai`` client over loopback HTTP to ``ponder serve``'s app, served
 by uvicorn in this process on the same engine), against the same 16 problems through
-``asolve`` at once. After one unmeasured round of each, rounds alternate (API, endpoint, API, endpoint ...) so drift on a shared
-machine hits both; the figure is generated tokens per second of wall time (sampling is random,
+``asolve`` at once. After one unmeasured round of each, rounds alternate (API, endpoint,
+API, endpoint ...) so drift on a shared machine hits both; the figure is generated tokens per second of wall time (sampling is random,
 so tokens differ between rounds), the ratio endpoint / API (target >= 0.9).
 
 Load: 64 clients, each sending requests back to back for a bounded time (--load-s, 60 by
