@@ -12,8 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from ponder.budgets import Budget
 from ponder.core.problem import Problem
+from ponder.core.registry import describe_validation_error
 from ponder.errors import BadRequestError
 from ponder.server.errors import ApiError, bad_request
 from ponder.server.limits import capped_budget
@@ -50,12 +53,19 @@ def make_plan(request: ChatCompletionRequest | CompletionRequest, settings: Serv
     preset, effort_tokens = EFFORT_PRESETS.get(request.reasoning_effort or "", (None, None))
     spec = request.strategy or preset or settings.default_strategy
     budget = capped_budget(request.budget, settings.caps, effort_tokens)
-    if isinstance(request, ChatCompletionRequest):
-        problem = Problem(messages=tuple(request.messages))
-    else:
-        problem = Problem(prompt=request.prompt)
+    problem = _problem(request)
     strategy = None if _name_of(spec) == AUTO else build_strategy(spec, request.sampling_overrides)
     return Plan(problem, strategy, budget, request.seed or 0, request.sampling_overrides)
+
+
+def _problem(request: ChatCompletionRequest | CompletionRequest) -> Problem:
+    field = "messages" if isinstance(request, ChatCompletionRequest) else "prompt"
+    try:
+        if isinstance(request, ChatCompletionRequest):
+            return Problem(messages=tuple(request.messages))
+        return Problem(prompt=request.prompt)
+    except ValidationError as exc:  # a chat without a user turn, a blank prompt
+        raise ApiError(400, describe_validation_error("request", exc), param=field) from None
 
 
 def build_strategy(spec: str | Mapping[str, Any], sampling: Mapping[str, Any]) -> Strategy:

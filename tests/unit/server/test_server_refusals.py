@@ -28,6 +28,8 @@ CASES: list[tuple[str, Any, int, str | None, str]] = [
     ("no messages", chat() | {"messages": []}, 400, "messages", "at least 1 item"),
     ("bad role", chat() | {"messages": [{"role": "robot", "content": "hi"}]}, 400,
      "messages.0.role", "Input should be"),
+    ("no user turn", chat() | {"messages": [{"role": "system", "content": "Be brief."}]}, 400,
+     "messages", "at least one user message"),
     ("unknown field", chat(temprature=0.5), 400, "temprature", "unknown field"),
     ("n above one", chat(n=4), 400, "n", "Input should be 1"),
     ("bad effort", chat(reasoning_effort="extreme"), 400, "reasoning_effort", "Input should be"),
