@@ -54,3 +54,20 @@ async def test_shutdown_cancels_runs_in_flight() -> None:
     await service.cancel_all()
     assert task.cancelled()
     assert service.backend.usage.cancelled_tokens == service.backend.usage.generated_tokens > 0
+
+
+class _GoneClient:
+    """A request whose client has hung up."""
+
+    async def is_disconnected(self) -> bool:
+        return True
+
+
+async def test_a_plain_request_whose_client_hangs_up_is_cancelled() -> None:
+    from ponder.server.app import _until_disconnected
+
+    service = _service()
+    task = service.track(service.run(_plan(service)))
+    assert await _until_disconnected(task, _GoneClient()) is None  # type: ignore[arg-type]
+    assert task.cancelled()
+    assert service.backend.usage.cancelled_tokens == service.backend.usage.generated_tokens > 0
