@@ -7,6 +7,7 @@ import asyncio
 
 
 from ponder.server import ServerSettings
+from ponder.server.app import _until_disconnected
 from ponder.server.metrics import Metrics
 from ponder.server.plan import make_plan
 from ponder.server.schemas import ChatCompletionRequest
@@ -64,8 +65,6 @@ class _GoneClient:
 
 
 async def test_a_plain_request_whose_client_hangs_up_is_cancelled() -> None:
-    from ponder.server.app import _until_disconnected
-
     service = _service()
     task = service.track(service.run(_plan(service)))
     assert await _until_disconnected(task, _GoneClient()) is None  # type: ignore[arg-type]
