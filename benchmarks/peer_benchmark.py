@@ -297,6 +297,7 @@ async def benchmark(
     its server is stopped before an in-process engine is started (``engine``, when given,
     is used instead of starting one)."""
     problems = peer_settings.problems(settings)
+    out.mkdir(parents=True, exist_ok=True)
     rows = await server_phase(settings, problems, out, peers_python)
     own = engine is None
     engine = engine or await VllmBackend.shared()
