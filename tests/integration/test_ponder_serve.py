@@ -167,6 +167,18 @@ async def test_bad_input_is_a_400_and_the_server_keeps_serving(base_url: str) ->
     assert completion.choices[0].message.content is not None
 
 
+async def test_auto_chooses_from_the_shipped_profile_within_the_budget(base_url: str) -> None:
+    async with _client(base_url) as client:
+        completion = await client.chat.completions.create(
+            model="ponder", messages=[{"role": "user", "content": QUESTION}],
+            extra_body={"strategy": "auto", "budget": {"generated_tokens": 700}})
+    auto = completion.model_extra["ponder"]["auto"]
+    assert auto["difficulty"] in ("easy", "medium", "hard")
+    assert len(auto["probe_answers"]) == 4 and auto["reason"]
+    assert auto["expected_tokens"] <= auto["tokens_left"] or not auto["fits"]
+    assert completion.usage.completion_tokens <= 700  # the probes and the chosen run together
+
+
 async def test_sigterm_lets_a_request_in_flight_finish_then_exits(
     server: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
