@@ -174,12 +174,12 @@ async def run_its_hub(
         timeout=RUNNER_TIMEOUT_S,
         cwd=HERE,
     )
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise RuntimeError(
-            f"its_hub runner exited {done.returncode}: {lines[-1] if lines else '(no output)'}"
-        )
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    report = (
+        json.loads(lines[-1]) if lines else {"error": f"no report; stderr: {done.stderr[-300:]}"}
+    )
+    if done.returncode != 0 or "error" in report:
+        raise RuntimeError(f"its_hub runner exited {done.returncode}: {report.get('error')}")
     extractor = AnswerExtractor()
     return Outcome([extractor.extract(text) for text in report["responses"]], report["seconds"])
 

@@ -166,5 +166,16 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def main() -> int:
+    """Print the report, or ``{"error": ...}`` and exit 1: stdout's last line is the answer
+    (stderr ends with whatever the libraries print at exit)."""
+    try:
+        print(json.dumps(asyncio.run(run(json.load(sys.stdin)))))
+    except Exception as exc:  # noqa: BLE001 - reported to the harness, which marks the row
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(run(json.load(sys.stdin)))))
+    sys.exit(main())
