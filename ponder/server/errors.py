@@ -59,7 +59,7 @@ def _validation(exc: RequestValidationError) -> ApiError:
     """FastAPI's list of problems as one message; the first problem's field is ``param``."""
     parts, params = [], []
     for error in exc.errors():
-        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        loc = [str(p) for p in error.get("loc", ()) if p != "body" and not _union_branch(str(p))]
         where = ".".join(loc) or "body"
         if error.get("type") == "json_invalid":
             where = "body"  # its loc is a character position
@@ -92,6 +92,12 @@ def to_api_error(exc: BaseException) -> ApiError:
     log.error("internal error", exc_info=exc)
     return ApiError(500, f"internal error ({type(exc).__name__}); the server keeps serving",
                     type="server_error")
+
+
+def _union_branch(part: str) -> bool:
+    """Pydantic names the branch of a union in the location ('str', 'list[TextPart]'); the
+    caller knows the field, not our types."""
+    return part in ("str", "int", "float", "bool", "dict", "list") or "[" in part
 
 
 def install(app: FastAPI) -> None:

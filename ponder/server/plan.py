@@ -62,7 +62,7 @@ def _problem(request: ChatCompletionRequest | CompletionRequest) -> Problem:
     field = "messages" if isinstance(request, ChatCompletionRequest) else "prompt"
     try:
         if isinstance(request, ChatCompletionRequest):
-            return Problem(messages=tuple(request.messages))
+            return Problem(messages=tuple(m.to_message() for m in request.messages))
         return Problem(prompt=request.prompt)
     except ValidationError as exc:  # a chat without a user turn, a blank prompt
         raise ApiError(400, describe_validation_error("request", exc), param=field) from None

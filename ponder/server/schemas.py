@@ -35,6 +35,29 @@ class RequestBudget(BaseModel):
     verifier_calls: int | None = Field(None, gt=0, description="Scoring calls by verifiers.")
 
 
+class TextPart(BaseModel):
+    """One part of a message's content in OpenAI's list form; only text is understood."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    """A chat turn; ``content`` is a string or a list of text parts (joined with newlines)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+    def to_message(self) -> Message:
+        content = self.content if isinstance(self.content, str) else "\n".join(p.text for p in self.content)
+        return Message(role=self.role, content=content)
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,7 +91,7 @@ class _Request(BaseModel):
 
 
 class ChatCompletionRequest(_Request):
-    messages: list[Message] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1, description="Same as max_tokens.")
 
     @model_validator(mode="after")

@@ -28,6 +28,9 @@ CASES: list[tuple[str, Any, int, str | None, str]] = [
     ("no messages", chat() | {"messages": []}, 400, "messages", "at least 1 item"),
     ("bad role", chat() | {"messages": [{"role": "robot", "content": "hi"}]}, 400,
      "messages.0.role", "Input should be"),
+    ("image content", chat() | {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "http://x"}}]}]}, 400,
+     "messages.0.content", "valid string"),
     ("no user turn", chat() | {"messages": [{"role": "system", "content": "Be brief."}]}, 400,
      "messages", "at least one user message"),
     ("unknown field", chat(temprature=0.5), 400, "temprature", "unknown field"),

@@ -149,3 +149,13 @@ async def test_settings_that_conflict_inside_the_strategy_are_a_400() -> None:
             temperature=0.0, strategy={"name": "self_consistency", "n": 2}))
     assert response.status_code == 400
     assert "n must be 1 when temperature is 0" in response.json()["error"]["message"]
+
+
+async def test_message_content_may_be_a_list_of_text_parts() -> None:
+    backend = answers("12")
+    parts = [{"type": "text", "text": "What is 6"}, {"type": "text", "text": "times 2?"}]
+    async with client(backend) as http:
+        response = await http.post("/v1/chat/completions", json=chat() | {
+            "messages": [{"role": "user", "content": parts, "name": "ann"}]})
+    assert response.status_code == 200
+    assert "What is 6\ntimes 2?" in backend.decode(backend.requests[0].prompt_token_ids)
