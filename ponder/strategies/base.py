@@ -57,6 +57,8 @@ class Strategy(BaseModel, abc.ABC):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: ClassVar[str]
+    scores_steps: ClassVar[bool] = False
+    """Whether the strategy's verifier is a step scorer, asked to score partial paths."""
     system_prompt: str | None = Field(
         DEFAULT_SYSTEM_PROMPT, description="Prepended to the chat unless it has a system turn."
     )
@@ -68,6 +70,11 @@ class Strategy(BaseModel, abc.ABC):
 
     @abc.abstractmethod
     async def run(self, problem: Problem, ctx: Context) -> Result: ...
+
+    def gives_logprobs(self) -> bool:
+        """Whether this strategy's candidates carry token logprobs, for a parent strategy
+        whose verifier reads them."""
+        return False
 
 
 strategies: Registry[Strategy] = Registry("strategy")

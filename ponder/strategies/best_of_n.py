@@ -4,6 +4,11 @@
 ``selection="weighted"`` sums scores per distinct answer and returns the answer with the
 largest total (weighted best-of-N), the same vote self-consistency casts, with scores as
 weights. Candidates the verifier could not score take no part in the selection.
+
+Composition: with a ``sampler`` the candidates are the pooled results of ``n`` runs of another
+strategy (``ponder.strategies.pooling``), e.g. ``n`` budget-forced chains, which the verifier
+then scores. Pooled candidates carry token logprobs only when the sampler's do, so a verifier
+that reads logprobs (self_certainty) needs such a sampler; the strategy graph's validation says so.
 """
 
 from __future__ import annotations
@@ -14,20 +19,16 @@ from pydantic import Field, field_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
-from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
-from ponder.strategies.sampling import sample_chains
-from ponder.verifiers.answers import AnswerExtractor
+from ponder.strategies.base import Context, strategies
+from ponder.strategies.pooling import SampledStrategy
 from ponder.verifiers.base import Verifier, verifiers
 from ponder.verifiers.vote import majority_vote
 
 
 @strategies.register("best_of_n")
-class BestOfN(Strategy):
+class BestOfN(SampledStrategy):
     name = "best_of_n"
 
-    n: int = Field(8, ge=1, le=1024, description="Chains sampled (all submitted at once).")
-    sampling: SamplingConfig = SamplingConfig()
-    extractor: AnswerExtractor = AnswerExtractor()
     verifier: Verifier = Field(
         default_factory=lambda: verifiers.build("self_certainty"),
         description="Scores each chain; a registry name, a config with 'name', or an object.",
@@ -39,13 +40,12 @@ class BestOfN(Strategy):
     def _build_verifier(cls, value: object) -> Verifier:
         return verifiers.build(value)  # type: ignore[arg-type]
 
+    def gives_logprobs(self) -> bool:
+        return super().gives_logprobs() if self.sampler else self.verifier.needs_logprobs
+
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        chains = await sample_chains(
-            problem, ctx, n=self.n, sampling=self.sampling, extractor=self.extractor,
-            system_prompt=self.system_prompt, logprobs=self.verifier.needs_logprobs,
-            thinking=self.thinking,
-        )
-        candidates = chains.candidates
+        pool = await self._draw(problem, ctx, logprobs=self.verifier.needs_logprobs)
+        candidates = pool.candidates
         for candidate, score in zip(candidates, await self.verifier.score(problem, candidates, ctx)):
             candidate.record(score.value, score.reason, score.steps)
         selected, details = (
@@ -56,9 +56,9 @@ class BestOfN(Strategy):
             candidates=candidates,
             selected_index=selected,
             usage=ctx.ledger.spent,
-            budget_exhausted=chains.budget_exhausted,
-            exhausted_by=chains.exhausted_by,
-            details=details,
+            budget_exhausted=pool.budget_exhausted,
+            exhausted_by=pool.exhausted_by,
+            details={**details, **pool.details},
         )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Result
@@ -33,15 +33,12 @@ from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.vote import majority_vote
 
 
-@strategies.register("cot_trim")
-class CoTTrim(Strategy):
-    name = "cot_trim"
+class TrimSettings(BaseModel):
+    """How each chain is trimmed: the triggers and the limits of the forced answer. CoT
+    trimming's own settings, and self-consistency's ``trim``."""
 
-    n: int = Field(
-        4, ge=1, le=256, description="Chains run at once, each trimmed on its own; they vote."
-    )
-    sampling: SamplingConfig = SamplingConfig()
-    extractor: AnswerExtractor = AnswerExtractor()
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     max_thinking_tokens: int | None = Field(
         None, ge=1, description="Thinking tokens after which the answer is forced. None: "
         "sampling.max_tokens (a chain's own request never runs longer)."
@@ -55,6 +52,17 @@ class CoTTrim(Strategy):
     judge: ThoughtJudge | None = Field(
         ThoughtJudge(), description="Verifier-based trimming by a judge model; None turns it off."
     )
+
+
+@strategies.register("cot_trim")
+class CoTTrim(Strategy, TrimSettings):
+    name = "cot_trim"
+
+    n: int = Field(
+        4, ge=1, le=256, description="Chains run at once, each trimmed on its own; they vote."
+    )
+    sampling: SamplingConfig = SamplingConfig()
+    extractor: AnswerExtractor = AnswerExtractor()
 
     @model_validator(mode="after")
     def _thinking_limit_within_the_chain(self) -> CoTTrim:

@@ -2,43 +2,68 @@
 
 Equivalent answers ("42", "42.0", "$42$") vote together. Ties go to the group holding the
 shortest chain, then to the earliest sample, so the result is deterministic.
+
+Composition: with a ``sampler`` the candidates are the pooled results of ``n`` runs of another
+strategy (``ponder.strategies.pooling``), e.g. a vote among ``n`` short-m@k winners. With
+``trim`` each of the ``n`` chains is trimmed as it thinks (``ChainTrimmer``: probe-based early
+exit and the thought judge) before it votes; the run is then CoT trimming's, configured with
+this strategy's ``n``, sampling, extractor, prompt and thinking format, and its details are
+CoT trimming's. ``trim`` applies to self-consistency's own chains, so it cannot be combined
+with a sampler (trim inside the sampler instead).
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Result
-from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
-from ponder.strategies.sampling import sample_chains
-from ponder.verifiers.answers import AnswerExtractor
+from ponder.strategies.base import Context, strategies
+from ponder.strategies.cot_trim import CoTTrim, TrimSettings
+from ponder.strategies.pooling import SampledStrategy
 from ponder.verifiers.vote import majority_vote
 
 
 @strategies.register("self_consistency")
-class SelfConsistency(Strategy):
+class SelfConsistency(SampledStrategy):
     name = "self_consistency"
 
-    n: int = Field(8, ge=1, le=1024, description="Chains sampled (all submitted at once).")
-    sampling: SamplingConfig = SamplingConfig()
-    extractor: AnswerExtractor = AnswerExtractor()
+    trim: TrimSettings | None = Field(
+        None, description="Trim each chain's thinking before it votes; None: chains run whole."
+    )
+
+    @model_validator(mode="after")
+    def _trim_fits(self) -> SelfConsistency:
+        if self.trim is not None:
+            if self.sampler is not None:
+                raise ValueError(
+                    "trim applies to self-consistency's own chains, not a sampler's; "
+                    "trim inside the sampler (e.g. a cot_trim sampler) instead"
+                )
+            self.trimmed(self.trim)  # its limits must fit this strategy's sampling
+        return self
+
+    def trimmed(self, trim: TrimSettings) -> CoTTrim:
+        """CoT trimming with ``trim`` over this strategy's chains."""
+        return CoTTrim(
+            n=self.n, sampling=self.sampling, extractor=self.extractor,
+            system_prompt=self.system_prompt, thinking=self.thinking, **dict(trim),
+        )
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        chains = await sample_chains(
-            problem, ctx, n=self.n, sampling=self.sampling,
-            extractor=self.extractor, system_prompt=self.system_prompt,
-            thinking=self.thinking,
-        )
-        vote = majority_vote(
-            [c.answer for c in chains.candidates], [c.num_tokens for c in chains.candidates]
-        )
+        if self.trim is not None:
+            result = await self.trimmed(self.trim).run(problem, ctx)
+            result.strategy = self.name
+            return result
+        pool = await self._draw(problem, ctx)
+        candidates = pool.candidates
+        vote = majority_vote([c.answer for c in candidates], [c.num_tokens for c in candidates])
         return Result(
             strategy=self.name,
-            candidates=chains.candidates,
+            candidates=candidates,
             selected_index=vote.winner_index,
             usage=ctx.ledger.spent,
-            budget_exhausted=chains.budget_exhausted,
-            exhausted_by=chains.exhausted_by,
-            details={"votes": vote.counts},
+            budget_exhausted=pool.budget_exhausted,
+            exhausted_by=pool.exhausted_by,
+            details={"votes": vote.counts, **pool.details},
         )

@@ -1,0 +1,136 @@
+"""Candidates for a vote or a verifier: plain samples, or the pooled results of a sub-strategy.
+
+``SampledStrategy`` is the shared front half of best-of-N and self-consistency. Without a
+``sampler`` it samples ``n`` chains in one request (``sample_chains``), as it always has.
+With one, the sampler is run ``n`` times instead, all runs at once so the engine batches
+them, and their candidates are pooled:
+
+- ``pool="selected"`` (default): each run gives one candidate, the one it selected (a run that
+  selected none gives nothing). Self-consistency over short-m@k is then a vote among ``n``
+  short-m@k winners; best-of-N over budget forcing scores ``n`` forced chains.
+- ``pool="all"``: every candidate of every run joins the pool.
+
+Pooled candidates are copies renumbered in pool order (run by run); ``details["pooled_from"]``
+maps each back to ``[run, index in that run]``. Each run works in a child context: the same
+backend and score cache, a child ledger of the parent's (so every token, call and second a
+run spends counts against the parent's budget, and a run can never spend what the parent
+does not have), and its own random stream seeded from the parent's, seeds drawn in run order
+so the result does not depend on how the runs interleave. The parent's usage is its ledger's:
+the runs' usage plus its own (a verifier's calls). When any run was cut short by the budget,
+the parent reports the budget as exhausted. The parent's ``sampling`` is not used with a
+sampler; the sampler's own settings apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ponder.core.problem import Problem
+from ponder.core.result import Candidate, Result
+from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.strategies.sampling import sample_chains
+from ponder.verifiers.answers import AnswerExtractor
+
+
+@dataclass
+class Pool:
+    """The candidates a strategy decides among, and how they were come by."""
+
+    candidates: list[Candidate]
+    budget_exhausted: bool
+    exhausted_by: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+    """Evidence of a sampler's runs (empty for plain sampling)."""
+
+
+class SampledStrategy(Strategy):
+    """A strategy that decides among ``n`` chains sampled at once, or among the pooled
+    candidates of ``n`` runs of a ``sampler`` strategy."""
+
+    n: int = Field(
+        8, ge=1, le=1024,
+        description="Chains sampled (all submitted at once); with a sampler, its runs (all at once).",
+    )
+    sampling: SamplingConfig = SamplingConfig()
+    extractor: AnswerExtractor = AnswerExtractor()
+    sampler: Strategy | None = Field(
+        None,
+        description="A strategy whose runs supply the candidates instead of plain sampling: "
+        "a registry name, a config with 'name', or an object. None: plain sampling.",
+    )
+    pool: Literal["selected", "all"] = Field(
+        "selected", description="With a sampler: each run's selected candidate, or all of them."
+    )
+
+    @field_validator("sampler", mode="before")
+    @classmethod
+    def _build_sampler(cls, value: object) -> Strategy | None:
+        return None if value is None else strategies.build(value)  # type: ignore[arg-type]
+
+    def gives_logprobs(self) -> bool:
+        return self.sampler.gives_logprobs() if self.sampler is not None else False
+
+    async def _draw(self, problem: Problem, ctx: Context, *, logprobs: bool = False) -> Pool:
+        """The candidates: ``n`` plain samples, or the pool of ``n`` sampler runs."""
+        if self.sampler is None:
+            chains = await sample_chains(
+                problem, ctx, n=self.n, sampling=self.sampling, extractor=self.extractor,
+                system_prompt=self.system_prompt, logprobs=logprobs, thinking=self.thinking,
+            )
+            return Pool(chains.candidates, chains.budget_exhausted, chains.exhausted_by)
+        return await run_sampler(self.sampler, self.n, problem, ctx, pool=self.pool)
+
+
+async def run_sampler(
+    sampler: Strategy,
+    runs: int,
+    problem: Problem,
+    ctx: Context,
+    *,
+    pool: Literal["selected", "all"] = "selected",
+) -> Pool:
+    """Run ``sampler`` ``runs`` times at once, each in a child context, and pool their
+    candidates (see the module docstring)."""
+    children = [
+        Context(
+            backend=ctx.backend,
+            ledger=ctx.ledger.child(),
+            rng=random.Random(ctx.next_seed()),
+            score_cache=ctx.score_cache,
+        )
+        for _ in range(runs)
+    ]
+    results = await asyncio.gather(*(sampler.run(problem, child) for child in children))
+    candidates: list[Candidate] = []
+    origins: list[list[int]] = []
+    for run, result in enumerate(results):
+        picked = result.candidates if pool == "all" else [result.best] if result.best else []
+        for candidate in picked:
+            origins.append([run, candidate.index])
+            candidates.append(dataclasses.replace(candidate, index=len(candidates)))
+    cut = next((r for r in results if r.budget_exhausted), None)
+    return Pool(
+        candidates,
+        budget_exhausted=cut is not None,
+        exhausted_by=cut.exhausted_by if cut is not None else None,
+        details={
+            "pooled_from": origins,
+            "sampler_runs": [_run_summary(result) for result in results],
+        },
+    )
+
+
+def _run_summary(result: Result) -> dict[str, Any]:
+    return {
+        "answer": result.answer,
+        "selected_index": result.selected_index,
+        "candidates": len(result.candidates),
+        "generated_tokens": result.usage.generated_tokens,
+        "budget_exhausted": result.budget_exhausted,
+    }
