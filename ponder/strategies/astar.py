@@ -78,6 +78,7 @@ class _Search:
 @strategies.register("astar")
 class AStar(Strategy):
     name = "astar"
+    scores_steps = True
 
     k: int = Field(
         4, ge=1, le=1024, description="Children sampled per expanded state (one request, n=k)."

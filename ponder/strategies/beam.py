@@ -13,6 +13,12 @@ node on that roll-out (the roll-out is only for scoring; its tokens are charged)
 ``drop_duplicates`` prunes a node whose step repeats a sibling's, before it is scored.
 Ties between equal scores go to the older node (smaller id), never to chance.
 
+Composition: ``step_generator`` says who writes the steps. None (the default) samples them
+from the base model, ``n`` children of a parent in one request; a ``StepGenerator`` session
+(``speculative``: a draft model writes, the base model rates and rewrites) writes each child
+with its own calls (``ponder.strategies.session_expansion``). The ``verifier`` is the step
+scorer either way.
+
 ``StepSearch`` is the shared loop; a subclass says how the search starts and which nodes
 survive a step (DVTS: the best child in each independent subtree).
 """
@@ -20,20 +26,29 @@ survive a step (DVTS: the best child in each independent subtree).
 from __future__ import annotations
 
 import abc
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 from pydantic import Field, field_validator, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Result
-from ponder.search.expansion import StepConfig, expand, rollout
+from ponder.search.expansion import Expansion, StepConfig, expand, rollout
 from ponder.search.scoring import path_candidate, score_nodes
 from ponder.search.selection import SelectionRule, select
 from ponder.search.thinking import charge_thinking, count_candidate_thinking
 from ponder.search.tree import ROOT, Node, SearchTree, prune_repeats
 from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.strategies.session_expansion import SessionExpander
+from ponder.strategies.step_generators import StepGenerator, step_generators
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Verifier, verifiers
+
+
+class Grow(Protocol):
+    """Adds up to ``n`` children under each parent (``to_end``: the search's last step)."""
+
+    def __call__(self, parents: list[int], *, n: int, to_end: bool) -> Awaitable[Expansion]: ...
 
 
 class StepSearch(Strategy):
@@ -55,11 +70,23 @@ class StepSearch(Strategy):
     selection: SelectionRule = Field(
         "weighted", description="Final answer: highest score, majority, or score-weighted vote."
     )
+    step_generator: StepGenerator | None = Field(
+        None,
+        description="Who writes each step: None samples them from the base model; a step "
+        "generator config (name: sample or speculative) or object writes them instead.",
+    )
+
+    scores_steps = True
 
     @field_validator("verifier", mode="before")
     @classmethod
     def _build_verifier(cls, value: object) -> Verifier:
         return verifiers.build(value)  # type: ignore[arg-type]
+
+    @field_validator("step_generator", mode="before")
+    @classmethod
+    def _build_step_generator(cls, value: object) -> StepGenerator | None:
+        return None if value is None else step_generators.build(value)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _width_divides_n(self) -> StepSearch:
@@ -93,15 +120,13 @@ class StepSearch(Strategy):
     async def run(self, problem: Problem, ctx: Context) -> Result:
         prompt = ctx.backend.render(problem, self.system_prompt)
         tree = SearchTree(prompt, prompt_text=ctx.backend.decode(prompt))
+        grow = await self._grower(problem, tree, ctx)
         parents, fanout = self._start()
         steps = expanded = 0
         cut_by: str | None = None
         while parents and steps < self.max_steps and not self._done(tree):
             steps += 1
-            expansion = await expand(
-                tree, parents, ctx, n=fanout, step=self.step, sampling=self.sampling,
-                logprobs=self.verifier.needs_logprobs, to_end=steps == self.max_steps,
-            )
+            expansion = await grow(parents, n=fanout, to_end=steps == self.max_steps)
             expanded += sum(1 for group in expansion.children if group)
             groups = expansion.children
             if self.drop_duplicates:
@@ -113,8 +138,25 @@ class StepSearch(Strategy):
             if expansion.budget_exhausted or ctx.ledger.exhausted:
                 cut_by = expansion.exhausted_by or ctx.ledger.exhausted_by
                 break
-        charge_thinking(tree, self.thinking, ctx)
+        if self.step_generator is None:  # a step generator's session charged its own
+            charge_thinking(tree, self.thinking, ctx)
         return self._result(tree, cut_by, steps, expanded, ctx)
+
+    async def _grower(self, problem: Problem, tree: SearchTree, ctx: Context) -> Grow:
+        """How this run adds children under a step's parents."""
+        if self.step_generator is None:
+            async def sample(parents: list[int], *, n: int, to_end: bool) -> Expansion:
+                return await expand(
+                    tree, parents, ctx, n=n, step=self.step, sampling=self.sampling,
+                    logprobs=self.verifier.needs_logprobs, to_end=to_end,
+                )
+
+            return sample
+        session = await self.step_generator.open(
+            problem, ctx, sampling=self.sampling, system_prompt=self.system_prompt,
+            thinking=self.thinking,
+        )
+        return SessionExpander(session, tree, ctx, self.sampling).expand
 
     async def _score(
         self, tree: SearchTree, node_ids: list[int], problem: Problem, ctx: Context

@@ -75,6 +75,7 @@ class SearchRun:
 @strategies.register("particle_filter")
 class ParticleFilter(Strategy):
     name = "particle_filter"
+    scores_steps = True
 
     n: int = Field(8, ge=1, le=256, description="Particles (every step's requests go at once).")
     max_steps: int = Field(

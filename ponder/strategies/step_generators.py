@@ -47,6 +47,7 @@ from ponder.core.generation import (
     SamplingParams,
 )
 from ponder.core.problem import Problem
+from ponder.core.registry import Registry
 from ponder.core.thinking import ThinkingFormat
 from ponder.core.usage import Usage
 from ponder.errors import BudgetExhaustedError
@@ -188,7 +189,8 @@ class StepSession:
 
 
 class StepGenerator(BaseModel):
-    """The base model samples each step. ``SpeculativeSteps`` lets a draft model write them."""
+    """The base model samples each step. ``SpeculativeSteps`` lets a draft model write them.
+    Registered as ``sample`` (and ``speculative``), so configs can name them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -304,6 +306,11 @@ class SpeculativeSession(StepSession):
         return tuple(self.draft.backend.encode(completion.text))
 
 
+step_generators: Registry[StepGenerator] = Registry("step generator")
+step_generators.register("sample")(StepGenerator)
+
+
+@step_generators.register("speculative")
 class SpeculativeSteps(StepGenerator):
     """Speculative reasoning: a draft model writes each step, the base model keeps it when it
     rates it at least ``threshold`` out of 9, and writes the step itself otherwise."""

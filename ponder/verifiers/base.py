@@ -45,6 +45,9 @@ class Verifier(BaseModel, abc.ABC):
     """Strategies ask the engine for token logprobs when their verifier needs them."""
     counts_as_call: ClassVar[bool] = True
     """Whether scoring one candidate spends a verifier call (False for free checks)."""
+    scores_partial_paths: ClassVar[bool] = True
+    """Whether it can score an unfinished path, as a search's step scorer must (False for
+    verifiers that need the final answer or program)."""
 
     async def score(
         self, problem: Problem, candidates: Sequence[Candidate], ctx: Context

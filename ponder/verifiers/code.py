@@ -37,7 +37,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -101,6 +101,8 @@ class _Output:
 @verifiers.register("code_tests")
 class CodeTests(Verifier):
     """Score = the fraction of ``problem.tests`` the candidate's program passes."""
+
+    scores_partial_paths: ClassVar[bool] = False
 
     timeout_s: float = Field(
         5.0, gt=0, description="Wall-clock seconds per program; then its process group is killed."

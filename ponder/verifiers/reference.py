@@ -21,6 +21,7 @@ class ReferenceAnswer(Verifier):
     """1.0 for an answer equivalent to the reference, 0.0 otherwise."""
 
     counts_as_call: ClassVar[bool] = False
+    scores_partial_paths: ClassVar[bool] = False
 
     async def _score(
         self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
