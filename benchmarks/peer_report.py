@@ -41,6 +41,8 @@ class Row:
     generated_tokens: int | None = None
     wall_s: float | None = None
     requests: int | None = None
+    """Server rows: sequences the server finished (vLLM counts each of a request's n samples,
+    judge verdicts included); in-process ceiling: requests sent; else unknown."""
     prefix_cache_hit_rate: float | None = None
     """Cached share of prompt tokens, where the tool's engine reports it."""
 
