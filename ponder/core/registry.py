@@ -45,6 +45,10 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._classes)
 
+    def name_of(self, cls: type) -> str | None:
+        """The name ``cls`` is registered under (None when it is not)."""
+        return next((name for name, known in self._classes.items() if known is cls), None)
+
     def get(self, name: str) -> type[T]:
         try:
             return self._classes[name]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -77,4 +78,14 @@ class Strategy(BaseModel, abc.ABC):
         return False
 
 
-strategies: Registry[Strategy] = Registry("strategy")
+class StrategyRegistry(Registry[Strategy]):
+    """Strategies by name; ``build`` makes a whole strategy graph (sub-strategies, verifiers,
+    step generators at their paths) and validates it (``ponder.graph``)."""
+
+    def build(self, config: Mapping[str, Any] | Strategy | str) -> Strategy:
+        from ponder.graph import load_graph
+
+        return load_graph(config)
+
+
+strategies: Registry[Strategy] = StrategyRegistry("strategy")

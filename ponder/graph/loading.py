@@ -1,0 +1,101 @@
+"""Building a strategy graph from configuration: the same object from Python constructors,
+from ponder's registry names, or from Hydra ``_target_`` instantiation.
+
+Registry configs nest ``name:`` mappings (or bare names) wherever a field holds a part::
+
+    name: self_consistency
+    n: 4
+    sampler: {name: short_mk, k: 4, m: 2}
+
+Parts are built bottom-up, each at its path in the graph, so a bad value names where it is
+(``strategy.sampler.m: ...``, the key a command-line override would use) and a part of the wrong kind says so (a verifier's name
+where a sampler goes). Hydra configs name classes instead (``_target_:
+ponder.strategies.SelfConsistency``) and are built by ``hydra.utils.instantiate``. Either way
+the result is validated as a whole graph (``validate``) before it is returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ponder.core.registry import describe_validation_error
+from ponder.errors import BadRequestError
+from ponder.graph.parts import KINDS, REGISTRIES, ROOT, Slot, slots
+from ponder.graph.validation import validate
+from ponder.strategies.base import Strategy
+
+
+def load_graph(config: Strategy | Mapping[str, Any] | str) -> Strategy:
+    """A validated strategy from a Strategy object, a registry name or config mapping, or a
+    Hydra config with ``_target_``."""
+    if isinstance(config, Mapping) and "_target_" in config:
+        strategy = _instantiate(config)
+    else:
+        strategy = _build(config, Slot("strategy", (Strategy,), optional=False), None, ())
+    if not isinstance(strategy, Strategy):
+        raise BadRequestError(f"a strategy graph's root must be a strategy, got {type(strategy).__name__}")
+    validate(strategy)
+    return strategy
+
+
+def _build(config: Any, slot: Slot, path: str | None, seen: tuple[int, ...]) -> Any:
+    """The part ``config`` describes for ``slot`` (at ``path``; None for the root). Values
+    that are not registry configs are left for pydantic to validate."""
+    registry = next((REGISTRIES[t] for t in slot.types if t in REGISTRIES), None)
+    if registry is None or isinstance(config, BaseModel) or config is None:
+        return config
+    if isinstance(config, str):
+        config = {"name": config}
+    if path is None and not (isinstance(config, Mapping) and config.get("name")):
+        names = ", ".join(registry.names)
+        raise BadRequestError(f"{registry.kind} config needs a 'name'; choose one of: {names}")
+    if not isinstance(config, Mapping) or "name" not in config:
+        return config  # no name: a config of the field's own type (pydantic decides)
+    name = str(config["name"])
+    where = path or ROOT
+    if id(config) in seen:
+        raise BadRequestError(f"invalid strategy graph: {where}: cycle: this config contains itself")
+    if path is not None and name not in registry.names:
+        raise BadRequestError(f"{where}: {_unknown(name, registry.kind, slot)}")
+    cls = registry.get(name)
+    fields = {key: value for key, value in config.items() if key != "name"}
+    for part in slots(cls):
+        if part.field in fields:
+            fields[part.field] = _build(
+                fields[part.field], part, f"{where}.{part.field}", (*seen, id(config))
+            )
+    try:
+        return cls.model_validate(fields)
+    except ValidationError as exc:
+        raise BadRequestError(describe_validation_error(where, exc)) from None
+
+
+def _unknown(name: str, kind: str, slot: Slot) -> str:
+    """Why ``name`` cannot fill ``slot``: another kind's name, or no name at all."""
+    for base, registry in REGISTRIES.items():
+        if name in registry.names and base not in slot.types:
+            return (
+                f"{name!r} is a {KINDS[base]}, but {slot.field} takes a {registry_kind(slot)}"
+            )
+    known = next(r for t, r in REGISTRIES.items() if t in slot.types).names
+    return f"unknown {kind} {name!r}; choose one of: {', '.join(known)}"
+
+
+def registry_kind(slot: Slot) -> str:
+    return " or ".join(KINDS[t] for t in slot.types if t in KINDS)
+
+
+def _instantiate(config: Mapping[str, Any]) -> Any:
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(dict(config), _convert_="all")
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ValidationError):
+            raise BadRequestError(describe_validation_error("strategy", cause)) from None
+        raise BadRequestError(f"cannot instantiate the strategy graph: {exc}") from None
