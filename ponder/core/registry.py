@@ -18,12 +18,13 @@ def describe_validation_error(kind: str, exc: ValidationError) -> str:
     """One readable line per problem: ``strategy.n: Input should be greater than 0 (got -1)``."""
     lines = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "(root)"
-        got = f" (got {error['input']!r})" if error["type"] != "missing" else ""
+        where = ".".join([kind, *(str(part) for part in error["loc"])])
+        # A whole-model error's input is the whole config: too long to repeat.
+        got = f" (got {error['input']!r})" if error["type"] != "missing" and error["loc"] else ""
         if error["type"] == "extra_forbidden":
-            lines.append(f"{kind}.{where}: unknown parameter")
+            lines.append(f"{where}: unknown parameter")
         else:
-            lines.append(f"{kind}.{where}: {error['msg']}{got}")
+            lines.append(f"{where}: {error['msg']}{got}")
     return "; ".join(lines)
 
 
