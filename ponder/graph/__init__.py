@@ -9,7 +9,7 @@ from Python or YAML, and drawn.
 
 from ponder.graph.discovery import discover
 from ponder.graph.drawing import draw_png, render_tree
-from ponder.graph.loading import load_graph
+from ponder.graph.loading import graph_config, load_graph
 from ponder.graph.validation import validate
 
-__all__ = ["discover", "draw_png", "load_graph", "render_tree", "validate"]
+__all__ = ["discover", "draw_png", "graph_config", "load_graph", "render_tree", "validate"]

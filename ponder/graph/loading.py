@@ -99,3 +99,42 @@ def _instantiate(config: Mapping[str, Any]) -> Any:
         if isinstance(cause, ValidationError):
             raise BadRequestError(describe_validation_error("strategy", cause)) from None
         raise BadRequestError(f"cannot instantiate the strategy graph: {exc}") from None
+
+
+def graph_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """A strategy config from ``spec``: a YAML file (overrides are dotted keys of the file,
+    ``sampler.k=4``), or a config name in ``configs/strategy/`` (overrides are ponder's config
+    overrides, as for ``ponder solve``: ``strategy.sampler.k=4``)."""
+    from pathlib import Path
+
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return _file_config(path, overrides)
+    from ponder.config import compose
+
+    return compose([f"strategy={spec}", *overrides])["strategy"]
+
+
+def _file_config(path: Any, overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not path.is_file():
+        raise BadRequestError(f"config file {str(path)!r} does not exist")
+    try:
+        config = yaml.safe_load(path.read_text())
+        changes = OmegaConf.to_container(OmegaConf.from_dotlist(list(overrides)))
+    except (yaml.YAMLError, OmegaConfBaseException) as exc:
+        raise BadRequestError(f"cannot read {path}: {exc}") from None
+    if not isinstance(config, dict):
+        raise BadRequestError(f"{path} must hold a mapping (a strategy config), got {type(config).__name__}")
+    return _merged(config, changes)  # type: ignore[arg-type]
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        old = merged.get(key)
+        merged[key] = _merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged
