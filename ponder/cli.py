@@ -5,6 +5,7 @@
     ponder run -m strategy.n=1,4,16 dataset=word_problems     # experiment runs (Hydra)
     ponder report runs/sweep                                  # table + scaling curve
     ponder serve backend=embedded --host 127.0.0.1 --port 8000  # OpenAI-compatible endpoint
+    ponder graph sc_over_short_mk strategy.n=4                # print and draw a strategy graph
 """
 
 from __future__ import annotations
@@ -123,6 +124,18 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graph(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ponder.graph import discover, draw_png, graph_config, load_graph, render_tree
+
+    graph = discover(load_graph(graph_config(args.config, args.overrides)))
+    print(render_tree(graph))
+    out = draw_png(graph, args.out or f"{Path(args.config).stem}.png")
+    print(f"wrote {out}")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from ponder.models.registry import list_models, resolve_model
 
@@ -174,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grace-s", type=float, default=30.0,
                        help="on shutdown, how long in-flight requests may finish before they are cancelled")
     serve.set_defaults(handler=_serve)
+
+    graph = commands.add_parser("graph", help="validate, print and draw a strategy graph (no engine)")
+    graph.add_argument("config", help="a YAML file, or a config name in configs/strategy/")
+    graph.add_argument("overrides", nargs="*",
+                       help="for a name: config overrides (strategy.n=4); for a file: its keys (n=4)")
+    graph.add_argument("--out", help="where to write the PNG (default: CONFIG's name .png)")
+    graph.set_defaults(handler=_graph)
 
     models = commands.add_parser("models", help="list or prepare models")
     models.add_argument("action", nargs="?", choices=["list", "prepare"], default="list")
