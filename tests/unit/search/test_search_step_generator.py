@@ -73,4 +73,4 @@ async def test_a_step_the_budget_refuses_ends_the_search_with_the_best_so_far() 
     assert len(result.tree.nodes()) == 5
     assert result.usage.model_calls == 5
     assert result.details["steps"] == 2
-    assert [c.text for c in result.candidates] == ["A\n\nA1\n\n", "C\n\n"]
+    assert [c.text for c in result.candidates] == ["C\n\n", "A\n\nA1\n\n"]
