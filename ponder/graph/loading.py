@@ -129,7 +129,7 @@ def _file_config(path: Any, overrides: list[str] | tuple[str, ...]) -> dict[str,
         raise BadRequestError(f"cannot read {path}: {exc}") from None
     if not isinstance(config, dict):
         raise BadRequestError(f"{path} must hold a mapping (a strategy config), got {type(config).__name__}")
-    return _merged(config, changes)  # type: ignore[arg-type]
+    return _merged(config, changes) if changes else config  # type: ignore[arg-type]
 
 
 def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

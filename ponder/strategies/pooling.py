@@ -71,7 +71,11 @@ class SampledStrategy(Strategy):
     @field_validator("sampler", mode="before")
     @classmethod
     def _build_sampler(cls, value: object) -> Strategy | None:
-        return None if value is None else strategies.build(value)  # type: ignore[arg-type]
+        """Built from a name or config; an object is taken as it is (the graph it belongs to
+        is validated as a whole, naming paths from its root)."""
+        if value is None or isinstance(value, Strategy):
+            return value
+        return strategies.build(value)  # type: ignore[arg-type]
 
     def gives_logprobs(self) -> bool:
         return self.sampler.gives_logprobs() if self.sampler is not None else False
