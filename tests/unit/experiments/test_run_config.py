@@ -21,7 +21,7 @@ def test_every_registered_strategy_has_a_config() -> None:
 @pytest.mark.parametrize("name", STRATEGY_FILES)
 def test_every_strategy_config_builds_inside_a_run(name: str) -> None:
     config = compose([f"strategy={name}", "dataset.size=3"], config_name="run")
-    assert strategies.build(config["strategy"]).name == name
+    assert strategies.build(config["strategy"]).name == config["strategy"]["name"]
     assert config["dataset"]["size"] == 3 and config["concurrency"] == 16
 
 
