@@ -69,7 +69,8 @@ def _problem(request: ChatCompletionRequest | CompletionRequest) -> Problem:
 
 
 def build_strategy(spec: str | Mapping[str, Any], sampling: Mapping[str, Any]) -> Strategy:
-    """The validated strategy; errors are 400s naming the field (``strategy.n`` ...)."""
+    """The validated strategy graph; errors are 400s naming the field (``strategy.n`` ...)."""
+    refuse_instantiation(spec, "strategy")
     config = {"name": spec} if isinstance(spec, str) else dict(spec)
     try:
         if sampling:
@@ -84,6 +85,23 @@ def build_strategy(spec: str | Mapping[str, Any], sampling: Mapping[str, Any]) -
         return strategies.build(config)
     except BadRequestError as exc:
         raise bad_request(exc, "strategy") from None
+
+
+def refuse_instantiation(value: Any, path: str) -> None:
+    """Refuse Hydra's instantiation keys (``_target_``, ``_args_`` ...) anywhere in a request's
+    strategy: ``strategies.build`` honours them, and over HTTP they would let any caller run
+    any Python callable in the server. Requests name parts by their registry names."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{key}"
+            if isinstance(key, str) and len(key) > 2 and key.startswith("_") and key.endswith("_"):
+                raise ApiError(400, f"{where}: Hydra instantiation keys are not accepted over HTTP "
+                               "(they would run arbitrary code); name strategies and their parts "
+                               "by registry name", param=where, code="instantiation_refused")
+            refuse_instantiation(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            refuse_instantiation(item, f"{path}.{index}")
 
 
 def _name_of(spec: str | Mapping[str, Any]) -> str | None:

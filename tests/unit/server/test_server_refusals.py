@@ -101,3 +101,34 @@ async def test_operator_caps_fill_a_budget_the_request_leaves_out() -> None:
         body = (await http.post("/v1/chat/completions", json=chat())).json()
     assert body["usage"]["completion_tokens"] <= 50
     assert body["usage"]["ponder"]["exhausted_by"] == "generated_tokens"
+
+
+@pytest.mark.parametrize("strategy", [
+    {"_target_": "builtins.print", "_args_": ["ran"]},
+    {"name": "self_consistency", "sampler": {"_target_": "ponder.strategies.ShortMK"}},
+    {"name": "self_consistency", "extractor": {"methods": [{"_partial_": True}]}},
+], ids=["root", "nested part", "inside a list"])
+async def test_hydra_instantiation_is_refused_over_http(strategy: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hydra.utils
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a request reached hydra.utils.instantiate")
+
+    monkeypatch.setattr(hydra.utils, "instantiate", never)
+    async with client() as http:
+        response = await http.post("/v1/chat/completions", json=chat(strategy=strategy))
+    error = response.json()["error"]
+    assert response.status_code == 400
+    assert error["code"] == "instantiation_refused"
+    assert error["param"].startswith("strategy.") and error["param"].endswith("_")
+
+
+async def test_a_strategy_graph_is_built_validated_and_run() -> None:
+    graph = {"name": "self_consistency", "n": 4, "sampler": {"name": "short_mk", "k": 4, "m": 2}}
+    async with client() as http:
+        ok = await http.post("/v1/chat/completions", json=chat(strategy=graph))
+        wrong_kind = await http.post("/v1/chat/completions", json=chat(
+            strategy={"name": "self_consistency", "sampler": {"name": "nope"}}))
+    assert ok.status_code == 200, ok.text
+    assert wrong_kind.status_code == 400
+    assert wrong_kind.json()["error"]["param"] == "strategy.sampler"
