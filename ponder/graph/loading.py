@@ -92,6 +92,7 @@ def _instantiate(config: Mapping[str, Any]) -> Any:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    _check_targets(config, ROOT)
     try:
         return instantiate(dict(config), _convert_="all")
     except InstantiationException as exc:
@@ -138,3 +139,27 @@ def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         old = merged.get(key)
         merged[key] = _merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
     return merged
+
+
+def _check_targets(config: Any, path: str) -> None:
+    """Every ``_target_`` must name one of ponder's config classes (pydantic models under
+    ``ponder.``): instantiation must never call an arbitrary function."""
+    from hydra.utils import get_class
+
+    if isinstance(config, Mapping):
+        target = config.get("_target_")
+        if target is not None:
+            try:
+                cls = get_class(str(target)) if str(target).startswith("ponder.") else None
+            except Exception:  # noqa: BLE001 - hydra raises plain exceptions for bad paths
+                cls = None
+            if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+                raise BadRequestError(
+                    f"{path}._target_: {target!r} is not one of ponder's config classes "
+                    f"(e.g. ponder.strategies.SelfConsistency)"
+                )
+        for key, value in config.items():
+            _check_targets(value, f"{path}.{key}")
+    elif isinstance(config, list | tuple):
+        for index, value in enumerate(config):
+            _check_targets(value, f"{path}.{index}")

@@ -139,6 +139,10 @@ BAD = [
     ({"_target_": "ponder.strategies.BestOfN", "sampler": {"_target_": "ponder.strategies.BudgetForcing"}},
      "strategy.verifier: self_certainty reads token logprobs"),
     ({"n": 4}, "strategy config needs a 'name'"),
+    ({"_target_": "os.system", "command": "true"},
+     "strategy._target_: 'os.system' is not one of ponder's config classes"),
+    ({"_target_": "ponder.strategies.SelfConsistency", "sampler": {"_target_": "ponder.api.shutdown"}},
+     "strategy.sampler._target_: 'ponder.api.shutdown' is not one of ponder's config classes"),
 ]
 
 
@@ -146,6 +150,7 @@ BAD = [
     "verifier-as-sampler", "unknown-sampler", "strategy-as-verifier", "sampler-m-above-k",
     "two-deep-bad-value", "threshold-out-of-range", "unknown-step-generator", "logprobs",
     "trim-with-sampler", "hydra-bad-value", "hydra-logprobs", "no-name",
+    "hydra-target-outside-ponder", "hydra-target-not-a-config-class",
 ])
 def test_bad_configs_are_refused_naming_the_path(config: dict, message: str) -> None:
     with pytest.raises(BadRequestError) as caught:
