@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-
 from ponder.server import ServerSettings
 from ponder.server.app import _until_disconnected
 from ponder.server.metrics import Metrics
@@ -48,10 +47,19 @@ async def test_closing_a_stream_cancels_the_run_and_aborts_the_engine_request() 
     assert service.metrics.in_flight._value.get() == 0
 
 
+async def _generating(service: Service) -> None:
+    """Return once the engine has the run's request and has produced tokens for it: a fixed
+    sleep from the start can end, on a loaded machine, before the request was even sent."""
+    async with asyncio.timeout(10):
+        while not service.backend.requests:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # its first tokens are due after 1 ms
+
+
 async def test_shutdown_cancels_runs_in_flight() -> None:
     service = _service()
     task = service.track(service.run(_plan(service)))
-    await asyncio.sleep(0.05)
+    await _generating(service)
     await service.cancel_all()
     assert task.cancelled()
     assert service.backend.usage.cancelled_tokens == service.backend.usage.generated_tokens > 0
