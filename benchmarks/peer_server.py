@@ -142,7 +142,7 @@ def vllm_server(folder: Path, log: Path) -> Iterator[Server]:
             _wait_until_healthy(server, process, log)
             yield server
         finally:
-            _stop(process)
+            stop(process)
 
 
 def _wait_until_healthy(server: Server, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -160,7 +160,8 @@ def _wait_until_healthy(server: Server, process: subprocess.Popen[bytes], log: P
         time.sleep(1)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, give it 30 s to finish, then SIGKILL what is left."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):

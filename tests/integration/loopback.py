@@ -1,11 +1,11 @@
 """Server processes on loopback for integration tests: a free port, a GET that tolerates a
-server still starting, and a process group started, waited for and ended cleanly."""
+server still starting, and a process group started, waited for and ended cleanly (``stop``: the
+peer benchmark's, which starts its server the same way)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from peer_server import stop
 
 
 def free_port() -> int:
@@ -55,14 +56,3 @@ def serving(command: Sequence[str], health_url: str, *, timeout_s: float,
         stop(process)
         log.close()
         os.unlink(log.name)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, give it 30 s to finish, then SIGKILL what is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
