@@ -17,6 +17,22 @@ from ponder.verifiers.base import Score, Verifier
 
 PROBLEM = Problem(prompt="What is 6 times 2?")
 
+STEPS = {
+    "": ["A\n\n", "B\n\n", "C\n\n", "D\n\n"],
+    "A\n\n": ["A1\n\n", "A2\n\n"],
+    "C\n\n": ["C1\n\n", "C2\n\n"],
+    "C\n\nC1\n\n": ["Answer: 12", "Answer: 13"],
+    "A\n\nA2\n\n": ["Answer: 12", "Answer: 11"],
+}
+"""A reasoning tree for beam search: the children each path asks for, in order."""
+SCORES = {
+    "A\n\n": 0.9, "B\n\n": 0.2, "C\n\n": 0.7, "D\n\n": 0.5,
+    "A\n\nA1\n\n": 0.3, "A\n\nA2\n\n": 0.8, "C\n\nC1\n\n": 0.9, "C\n\nC2\n\n": 0.1,
+    "C\n\nC1\n\nAnswer: 12": 0.4, "C\n\nC1\n\nAnswer: 13": 0.95,
+    "A\n\nA2\n\nAnswer: 12": 0.6, "A\n\nA2\n\nAnswer: 11": 0.1,
+}
+"""Each path's score in that tree (``PathScores``)."""
+
 
 StepTable = Mapping[str, Sequence[str]] | Callable[[str, int, int], str]
 """Per path text, the step each sample writes: ``table[path][sample]``, or

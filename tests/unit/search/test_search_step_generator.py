@@ -6,26 +6,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from search_helpers import PROBLEM, PathScores, context, path_backend
+from search_helpers import PROBLEM, SCORES, STEPS, PathScores, context, path_backend
 
 from ponder.budgets import Budget
 from ponder.strategies import BeamSearch, DiverseVerifierTreeSearch, SamplingConfig
 from ponder.strategies.step_generators import StepGenerator
 
-STEPS = {
-    "": ["A\n\n", "B\n\n", "C\n\n", "D\n\n"],
-    "A\n\n": ["A1\n\n", "A2\n\n"],
-    "C\n\n": ["C1\n\n", "C2\n\n"],
-    "C\n\nC1\n\n": ["Answer: 12", "Answer: 13"],
-    "A\n\nA2\n\n": ["Answer: 12", "Answer: 11"],
-    "B\n\n": ["B1\n\n", "B2\n\n"],
-}
-SCORES = {
-    "A\n\n": 0.9, "B\n\n": 0.2, "C\n\n": 0.7, "D\n\n": 0.5,
-    "A\n\nA1\n\n": 0.3, "A\n\nA2\n\n": 0.8, "C\n\nC1\n\n": 0.9, "C\n\nC2\n\n": 0.1,
-    "C\n\nC1\n\nAnswer: 12": 0.4, "C\n\nC1\n\nAnswer: 13": 0.95,
-    "A\n\nA2\n\nAnswer: 12": 0.6, "A\n\nA2\n\nAnswer: 11": 0.1,
-}
 FIELDS = {"n": 4, "beam_width": 2, "max_steps": 3, "sampling": SamplingConfig(max_tokens=64),
           "verifier": PathScores(table=SCORES), "selection": "highest"}
 
