@@ -48,6 +48,7 @@ SEARCH = {
 async def test_search_solves_arithmetic_with_usage_that_adds_up(
     engine: VllmBackend, strategy: StepSearch
 ) -> None:
+    continued = 0
     for question in QUESTIONS:
         before = dataclasses.replace(engine.usage)
         result = await asolve(question, strategy=strategy, backend=engine)
@@ -64,8 +65,11 @@ async def test_search_solves_arithmetic_with_usage_that_adds_up(
         assert (judged > 0) == isinstance(strategy.verifier, StepJudge)
         assert usage.generated_tokens == engine_tokens == tree.total_cost + judged
         # Every request after the first steps continues a prompt whose first block is cached.
+        # (Sampling is not seeded per request on CPU: now and then every path of a question
+        # answers in its first step, so continuations are counted over all the questions.)
         continuations = [n for n in tree.nodes() if tree.children(n.id)]
-        assert continuations
+        continued += len(continuations)
         assert usage.cached_prompt_tokens >= CPU_BLOCK * len(continuations)
         assert SearchTree.from_dict(result.to_dict()["tree"]) == tree
+    assert continued > 0
     assert engine.engine.get_num_unfinished_requests() == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,16 @@ def test_bad_input_fails_before_any_backend_is_built(
     assert backends == []
 
 
+@pytest.fixture
+def default_ctrl_c() -> Iterator[None]:
+    """Ctrl-C as a terminal delivers it: Python's default SIGINT handler, which asyncio's runner
+    replaces with its own while a run is on, whatever an earlier test in the session left."""
+    earlier = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, earlier)
+
+
+@pytest.mark.usefixtures("default_ctrl_c")
 def test_an_interrupted_run_keeps_its_records_and_the_same_command_finishes_it(
     tmp_path: Path, backends: list, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -147,8 +158,10 @@ def test_an_interrupted_run_keeps_its_records_and_the_same_command_finishes_it(
 
     monkeypatch.setattr(ArithmeticBackend, "answer", staticmethod(interrupt_at_the_fourth_request))
     folder = tmp_path / "run"
-    assert run(folder, *SMALL, "concurrency=1") == 130
-    assert "run the same command again to continue" in capsys.readouterr().err
+    status = run(folder, *SMALL, "concurrency=1")
+    err = capsys.readouterr().err
+    assert status == 130, err[-3000:]
+    assert "run the same command again to continue" in err
     summary = json.loads((folder / "summary.json").read_text())
     assert (summary["complete"], summary["problems"], summary["problems_total"]) == (False, 3, 5)
 
