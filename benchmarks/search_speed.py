@@ -144,15 +144,16 @@ async def search_round(
     return Run(results, time.perf_counter() - started, [b.calls for b in backends])
 
 
-def continuation_cache_share(run: Run, roots: Sequence[int]) -> tuple[float, int]:
-    """(cached / prompt tokens over continuation requests, how many there were)."""
+def continuation_cache_share(run: Run, roots: Sequence[int]) -> tuple[float, int, int]:
+    """(cached / prompt tokens over continuation requests, how many there were, and their
+    prompt tokens the cache did not serve: the engine computed those again)."""
     continuing = [
         state for calls, root in zip(run.calls, roots) for state in calls
         if len(state.request.prompt_token_ids) > root
     ]
     prompt = sum(s.prompt_tokens for s in continuing)
     cached = sum(s.cached_prompt_tokens for s in continuing)
-    return (cached / prompt if prompt else 0.0), len(continuing)
+    return (cached / prompt if prompt else 0.0), len(continuing), prompt - cached
 
 
 async def ceiling_round(
@@ -203,7 +204,7 @@ async def main(args: argparse.Namespace) -> None:
     for name, strategy in strategies_under_test(args).items():
         roots = [len(engine.render(p, strategy.system_prompt)) for p in problems]
         ours = await search_round(engine, strategy, problems, naive=False)
-        share, continuing = continuation_cache_share(ours, roots)
+        share, continuing, recomputed = continuation_cache_share(ours, roots)
         sequences = len(problems) * args.n
         length = max(1, round(ours.generated / sequences))
         ceiling_tokens, ceiling_seconds = await ceiling_round(
@@ -218,7 +219,8 @@ async def main(args: argparse.Namespace) -> None:
             f"  ponder:  {ours.generated} tokens in {ours.seconds:.1f} s = {ours_rate:.1f} tok/s; "
             f"{sum(r.usage.model_calls for r in ours.results)} requests\n"
             f"  prefix cache on continuation requests: {share:.1%} of their prompt tokens "
-            f"({continuing} requests) (target >= 80%)\n"
+            f"({continuing} requests) (target >= 80%); {recomputed} tokens computed again "
+            f"({recomputed / ours.generated:.0%} of the generated tokens)\n"
             f"  raw engine ceiling, {sequences} sequences x {length} tokens: "
             f"{ceiling_rate:.1f} tok/s; ponder/ceiling: {ours_rate / ceiling_rate:.3f} (target >= 0.70)\n"
             f"  naive driver: {naive.generated} tokens in {naive.seconds:.1f} s; "
