@@ -28,6 +28,7 @@ its HTTP response, which vLLM takes as an abort.
 ``n`` samples go as one request where the server allows it (``supports_n=None`` learns this
 on the first refusal); otherwise as ``n`` concurrent requests with seeds ``seed + i``, merged
 into one state, whose prompt tokens then count once per request, as the server saw them.
+``request_seeds=False`` leaves seeds out of every request, for a vLLM server on CPU.
 
 Errors: an unreachable server is ``BackendDeadError``, a 4xx ``BadRequestError`` carrying the
 server's message (408 and 429 excepted: those are ``BackendError``, retry later), anything
@@ -89,6 +90,7 @@ class OpenAIBackend(HuggingFaceTokenization, Backend):
         timeout: float = 600.0,
         max_retries: int = 2,
         max_concurrency: int = 64,
+        request_seeds: bool = True,
     ) -> None:
         super().__init__()
         if mode not in _MODES:
@@ -104,6 +106,9 @@ class OpenAIBackend(HuggingFaceTokenization, Backend):
         self.mode: Mode = _resolve_mode(mode, self.base_url)
         self.supports_n = supports_n
         """Whether the server takes ``n`` > 1 in one request; None until learned."""
+        self.request_seeds = request_seeds
+        """Send each request's seed. vLLM's CPU build crashes ("CPU Generator does not use
+        offset") when many seeded requests run together: turn this off for such a server."""
         self.tokenizer = _load_tokenizer(tokenizer if tokenizer is not None else model)
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,
@@ -142,6 +147,7 @@ class OpenAIBackend(HuggingFaceTokenization, Backend):
         create = api.create
 
         def kwargs(n: int, seed: int | None) -> dict[str, Any]:
+            seed = seed if self.request_seeds else None
             return build_request(params, model=self.model, prompt=prompt, n=n, seed=seed)
 
         if params.n == 1 or self.supports_n is not False:

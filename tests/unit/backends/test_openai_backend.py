@@ -243,6 +243,22 @@ async def test_a_server_refusing_n_gets_one_request_per_sample_and_is_remembered
     assert [c["n"] for c in calls] == [1, 1, 1]
 
 
+@pytest.mark.parametrize("supports_n", [True, False])
+async def test_request_seeds_off_sends_no_seed_in_one_request_or_a_fan_out(supports_n: bool) -> None:
+    backend, calls = _backend(request_seeds=False, supports_n=supports_n), []
+
+    async def create(**kwargs: Any) -> FakeStream:
+        calls.append(kwargs)
+        return FakeStream([_choice(i, "s", finish_reason="stop") for i in range(kwargs["n"])])
+
+    _with_fake_create(backend, create)
+    request = GenerationRequest(prompt_token_ids=(1, 2), params=SamplingParams(n=3, seed=10))
+    state = await backend.generate(request)
+    assert [c["n"] for c in calls] == ([3] if supports_n else [1, 1, 1])
+    assert all("seed" not in c for c in calls)
+    assert all(c.text == "s" for c in state.completions)
+
+
 async def test_closing_a_fan_out_early_closes_every_response() -> None:
     backend, streams = _backend(supports_n=False), []
 
