@@ -20,6 +20,15 @@ problems at once, as an experiment run submits them), three figures:
    Both runs sample, so their token counts differ a little: the ratio per generated token is
    printed too. Target >= 5x.
 
+What bounds figure 2: a step search waits, per problem, for its slowest path to end each step
+(scoring, selection and resampling need every child). So the engine runs at least as many
+steps as the longest problem's sum over its steps of the longest step ("barrier steps"),
+against the ceiling's one step per token. The engine's cost per step, measured here from the
+ceiling at N and at 1 sequence per problem, is close to ``a + c x sequences`` (``a``: reading
+the weights, paid per step whatever the batch; ``c``: the compute per sequence), so no search
+with these steps can take less than ``barrier steps x a + generated tokens x c``: the
+benchmark prints that bound next to the ratio.
+
 Step scorer: ``StepShape`` below, a free text heuristic (no model call, microseconds per
 step), so that generation dominates and the figures measure the search's use of the engine.
 
@@ -44,6 +53,7 @@ from ponder.core.generation import GenerationRequest, GenerationState
 from ponder.core.problem import Problem
 from ponder.core.result import Result
 from ponder.search.expansion import StepConfig
+from ponder.search.tree import SearchTree
 from ponder.strategies import BeamSearch, ParticleFilter, SamplingConfig, Strategy
 from ponder.verifiers.base import Score
 from ponder.verifiers.process import ProcessVerifier
@@ -145,15 +155,19 @@ async def search_round(
 
 
 def continuation_cache_share(run: Run, roots: Sequence[int]) -> tuple[float, int, int]:
-    """(cached / prompt tokens over continuation requests, how many there were, and their
-    prompt tokens the cache did not serve: the engine computed those again)."""
+    """(cached / prompt tokens over continuation requests, how many there were, and the
+    prompt tokens the engine computed again: the part the cache did not serve, once per
+    sample, since each sample of a request computes its prompt's partial last block)."""
     continuing = [
         state for calls, root in zip(run.calls, roots) for state in calls
         if len(state.request.prompt_token_ids) > root
     ]
     prompt = sum(s.prompt_tokens for s in continuing)
     cached = sum(s.cached_prompt_tokens for s in continuing)
-    return (cached / prompt if prompt else 0.0), len(continuing), prompt - cached
+    recomputed = sum(
+        (s.prompt_tokens - s.cached_prompt_tokens) * s.request.params.n for s in continuing
+    )
+    return (cached / prompt if prompt else 0.0), len(continuing), recomputed
 
 
 async def ceiling_round(
@@ -179,6 +193,28 @@ async def ceiling_round(
     started = time.perf_counter()
     tokens = await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts)))
     return sum(tokens), time.perf_counter() - started
+
+
+def barrier_steps(results: Sequence[Result]) -> int:
+    """Engine steps the search's barriers force: a problem's step ends when its longest
+    request does (every node of step k sits at depth k), and problems run side by side."""
+    def one(tree: SearchTree) -> int:
+        longest: dict[int, int] = {}
+        for node in tree.nodes():
+            longest[node.depth] = max(longest.get(node.depth, 0), len(node.token_ids))
+        return sum(longest.values())
+
+    return max(one(result.tree) for result in results)
+
+
+def step_costs(
+    wide: tuple[int, float], narrow: tuple[int, float], length: int, problems: int, n: int
+) -> tuple[float, float]:
+    """Seconds per engine step (``a``) and per sequence in it (``c``), from ceiling rounds
+    of ``length`` tokens with ``n`` (``wide``) and 1 (``narrow``) sequences per problem."""
+    wide_seconds, narrow_seconds = wide[1] / length, narrow[1] / length
+    per_sequence = (wide_seconds - narrow_seconds) / (problems * (n - 1))
+    return narrow_seconds - problems * per_sequence, per_sequence
 
 
 def strategies_under_test(args: argparse.Namespace) -> dict[str, Strategy]:
@@ -207,10 +243,16 @@ async def main(args: argparse.Namespace) -> None:
         share, continuing, recomputed = continuation_cache_share(ours, roots)
         sequences = len(problems) * args.n
         length = max(1, round(ours.generated / sequences))
+        prompts = [engine.render(p, strategy.system_prompt) for p in problems]
         ceiling_tokens, ceiling_seconds = await ceiling_round(
-            engine, [engine.render(p, strategy.system_prompt) for p in problems], args.n, length,
-            strategy.sampling,
+            engine, prompts, args.n, length, strategy.sampling
         )
+        narrow = await ceiling_round(engine, prompts, 1, length, strategy.sampling)
+        per_step, per_sequence = step_costs(
+            (ceiling_tokens, ceiling_seconds), narrow, length, len(problems), args.n
+        )
+        barriers = barrier_steps(ours.results)
+        best_seconds = barriers * per_step + ours.generated * per_sequence
         naive = await search_round(engine, strategy, problems, naive=True)
         ours_rate, ceiling_rate = ours.generated / ours.seconds, ceiling_tokens / ceiling_seconds
         per_token = (naive.seconds / naive.generated) / (ours.seconds / ours.generated)
@@ -223,6 +265,11 @@ async def main(args: argparse.Namespace) -> None:
             f"({recomputed / ours.generated:.0%} of the generated tokens)\n"
             f"  raw engine ceiling, {sequences} sequences x {length} tokens: "
             f"{ceiling_rate:.1f} tok/s; ponder/ceiling: {ours_rate / ceiling_rate:.3f} (target >= 0.70)\n"
+            f"  what bounds it: {barriers} engine steps forced by the step barriers against the "
+            f"ceiling's {length}; engine step = {per_step * 1e3:.0f} ms + {per_sequence * 1e3:.1f} ms "
+            f"x sequences ({len(problems)} sequences: {narrow[0] / narrow[1]:.1f} tok/s); best "
+            f"possible with these steps: {ours.generated / best_seconds / ceiling_rate:.3f} of the "
+            f"ceiling, ponder reaches {best_seconds / ours.seconds:.0%} of that\n"
             f"  naive driver: {naive.generated} tokens in {naive.seconds:.1f} s; "
             f"naive/ponder wall: {naive.seconds / ours.seconds:.2f}x, "
             f"per generated token: {per_token:.2f}x (target >= 5x)"
