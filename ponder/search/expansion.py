@@ -4,8 +4,9 @@ A step ends at the first delimiter (a stop string of ``StepConfig.delimiters`` o
 ``StepConfig.stop_token_ids``), or after ``max_step_tokens`` tokens when no delimiter came.
 A delimiter the model never writes is therefore not an error: every step is then exactly
 ``max_step_tokens`` long. A path ends (its node is ``finished``) at the end of the answer:
-EOS or one of the chain's own stop strings (``sampling.stop``), or when it reaches the
-chain's token limit (``sampling.max_tokens``, counted over all its steps).
+EOS or one of the chain's own stop strings (``sampling.stop``), when it reaches the chain's
+token limit (``sampling.max_tokens``, counted over all its steps), or, with
+``StepConfig.answer_marker``, at the step that writes the marker (the whole step is kept).
 
 ``expand`` sends one request per parent (``n`` children each), every request at once, so
 the engine batches them; each prompt is the parent's full prefix as token ids, so the prefix
@@ -56,6 +57,13 @@ class StepConfig(BaseModel):
     max_step_tokens: int = Field(
         128, ge=1, description="Most tokens per step; a step with no delimiter ends here."
     )
+    answer_marker: str | None = Field(
+        None,
+        min_length=1,
+        description="A step whose text contains this string (e.g. 'Answer:') ends its path: "
+        "the answer is written, and what a model adds after it is not worth searching. None: "
+        "paths end at EOS, a chain stop string or the chain's token limit.",
+    )
 
     def ends_step(self, completion: Completion) -> bool:
         """Whether the engine stopped ``completion`` at one of this config's delimiters."""
@@ -63,6 +71,10 @@ class StepConfig(BaseModel):
         return completion.finish_reason == "stop" and (
             reason in self.delimiters or reason in self.stop_token_ids
         )
+
+    def writes_answer(self, text: str) -> bool:
+        """Whether a step with ``text`` wrote the answer marker (always False without one)."""
+        return self.answer_marker is not None and self.answer_marker in text
 
 
 @dataclass
@@ -324,6 +336,7 @@ def _child(
     ctx: Context,
 ) -> Node:
     status: NodeStatus
+    text = ctx.backend.decode(completion.token_ids)
     chain_tokens = tree.generated_tokens(parent) + completion.num_tokens
     if completion.finish_reason == "aborted":
         status, reason = "pruned", "aborted before the step ended (the budget's clock)"
@@ -331,12 +344,14 @@ def _child(
         status, reason = "finished", "reached the chain's token limit"
     elif completion.finish_reason == "stop" and (to_end or not step.ends_step(completion)):
         status, reason = "finished", None  # EOS or a chain stop string: the answer ended
+    elif step.writes_answer(text):
+        status, reason = "finished", f"wrote the answer marker {step.answer_marker!r}"
     else:
         status, reason = "open", None  # a delimiter, or the step's token limit
     node = tree.add_child(
         parent,
         completion.token_ids,
-        ctx.backend.decode(completion.token_ids),
+        text,
         status=status,
         finish_reason=completion.finish_reason,
         stop_reason=completion.stop_reason,
@@ -347,9 +362,12 @@ def _child(
 
 
 def _extend(rolled: Rollout, completion: Completion, step: StepConfig, ctx: Context) -> None:
+    text = ctx.backend.decode(completion.token_ids)
     rolled.token_ids.extend(completion.token_ids)
-    rolled.text += ctx.backend.decode(completion.token_ids)
+    rolled.text += text
     if rolled.logprobs is not None:
         rolled.logprobs.extend(completion.logprobs or ())
     if completion.finish_reason == "stop" and not step.ends_step(completion):
+        rolled.finished = True
+    if step.writes_answer(text):
         rolled.finished = True

@@ -156,7 +156,7 @@ class StepSearch(Strategy):
             problem, ctx, sampling=self.sampling, system_prompt=self.system_prompt,
             thinking=self.thinking,
         )
-        return SessionExpander(session, tree, ctx, self.sampling).expand
+        return SessionExpander(session, tree, ctx, self.sampling, self.step).expand
 
     async def _score(
         self, tree: SearchTree, node_ids: list[int], problem: Problem, ctx: Context

@@ -10,8 +10,9 @@ charges the thinking part of what it wrote (rejected drafts included), so the se
 not charge the tree's thinking again.
 
 The session's step delimiter and step size apply (its ``step_delimiter``, by default the
-thinking format's segment end, and ``max_step_tokens``); the search's ``step`` config is then
-used only by look-ahead roll-outs, which the base model samples as before. A node records
+thinking format's segment end, and ``max_step_tokens``); of the search's ``step`` config only
+the answer marker applies (a step that writes it ends its path), and look-ahead roll-outs,
+which the base model samples as before, use all of it. A node records
 who wrote its step in ``meta["author"]`` and the base model's rating in ``meta["rating"]``.
 A step the budget refused adds no node and ends the search; a step the clock cut short is
 kept as a pruned node (its tokens were spent).
@@ -24,7 +25,7 @@ import time
 from collections.abc import Sequence
 
 from ponder.core.usage import Usage
-from ponder.search.expansion import Expansion
+from ponder.search.expansion import Expansion, StepConfig
 from ponder.search.tree import ROOT, Node, NodeStatus, SearchTree
 from ponder.strategies.base import Context, SamplingConfig
 from ponder.strategies.step_generators import Prefix, Step, StepSession
@@ -35,9 +36,15 @@ class SessionExpander:
     (in both vocabularies when the draft model's differs)."""
 
     def __init__(
-        self, session: StepSession, tree: SearchTree, ctx: Context, sampling: SamplingConfig
+        self,
+        session: StepSession,
+        tree: SearchTree,
+        ctx: Context,
+        sampling: SamplingConfig,
+        step: StepConfig | None = None,
     ) -> None:
         self.session, self.tree, self.ctx, self.sampling = session, tree, ctx, sampling
+        self.step = step or StepConfig()
         self._prefixes: dict[int, Prefix] = {ROOT: session.root}
 
     async def expand(self, parents: Sequence[int], *, n: int, to_end: bool) -> Expansion:
@@ -80,6 +87,8 @@ class SessionExpander:
             status, reason = "finished", "reached the chain's token limit"
         elif to_end or step.ends_chain:
             status = "finished"
+        elif self.step.writes_answer(step.text):
+            status, reason = "finished", f"wrote the answer marker {self.step.answer_marker!r}"
         else:
             status = "open"
         node = self.tree.add_child(

@@ -73,3 +73,25 @@ async def test_search_solves_arithmetic_with_usage_that_adds_up(
         assert SearchTree.from_dict(result.to_dict()["tree"]) == tree
     assert continued > 0
     assert engine.engine.get_num_unfinished_requests() == 0
+
+
+
+async def test_the_answer_marker_ends_paths_on_the_engine(engine: VllmBackend) -> None:
+    # A full stop stands in for an answer marker: nearly every step the model writes has one,
+    # while whether it writes on after "Answer: ..." is chance.
+    marked = StepConfig(max_step_tokens=40, answer_marker=".")
+    strategy = BeamSearch(**{**SEARCH, "step": marked}, verifier="self_certainty")
+    ended_by_marker = 0
+    for question in QUESTIONS:
+        tree = (await asolve(question, strategy=strategy, backend=engine)).tree
+        for node in tree.nodes():
+            if "." in node.text:  # the path ends at that step
+                assert node.status in ("finished", "pruned") and not tree.children(node.id)
+        # A step that ended at a delimiter, short of the chain's limit, yet finished its path:
+        # only the marker does that.
+        ended_by_marker += sum(
+            n.status == "finished" and n.stop_reason in marked.delimiters
+            and tree.generated_tokens(n.id) < SEARCH["sampling"].max_tokens
+            for n in tree.nodes()
+        )
+    assert ended_by_marker > 0

@@ -82,6 +82,33 @@ async def test_where_a_step_ends(
     assert [list(n.token_ids) for n in expansion.nodes] == [[ord(ch) for ch in s] for s in texts]
 
 
+async def test_a_step_that_writes_the_answer_marker_ends_its_path() -> None:
+    marked = StepConfig(delimiters=("\n\n",), max_step_tokens=16, answer_marker="Answer:")
+    ctx, t = context(ScriptedBackend.from_script(["2+2=4\n\nmore", "Answer: 4\n\nand on"])), tree()
+    expansion = await expand(t, [ROOT], ctx, n=2, step=marked, sampling=SAMPLING)
+    assert [n.status for n in expansion.nodes] == ["open", "finished"]
+    assert expansion.nodes[1].text == "Answer: 4\n\n"  # the whole step is kept
+    assert "answer marker" in (expansion.nodes[1].score_reason or "")
+    plain = await expand(tree(), [ROOT], context(ScriptedBackend.from_script(
+        ["Answer: 4\n\nand on"])), n=1, step=STEP, sampling=SAMPLING)
+    assert plain.nodes[0].status == "open"  # without a marker the path goes on
+
+
+async def test_a_rollout_stops_at_the_answer_marker() -> None:
+    marked = StepConfig(delimiters=("\n\n",), max_step_tokens=8, answer_marker="Ans:")
+    steps = {"": ["a\n\n"], "a\n\n": ["Ans: 1\n\n"], "a\n\nAns: 1\n\n": ["junk\n\n"]}
+    ctx, t = context(path_backend(steps, PROMPT)), tree()
+    child = (await expand(t, [ROOT], ctx, n=1, step=marked, sampling=SAMPLING)).nodes[0]
+    rolled = await rollout(t, [child.id], ctx, steps=3, step=marked, sampling=SAMPLING)
+    assert rolled[child.id].text == "Ans: 1\n\n" and rolled[child.id].finished
+    assert len(ctx.backend.requests) == 2  # one expansion, one roll-out step
+
+
+def test_an_empty_answer_marker_is_refused() -> None:
+    with pytest.raises(ValueError, match="answer_marker"):
+        StepConfig(answer_marker="")
+
+
 async def test_a_path_finishes_at_the_chains_token_limit() -> None:
     ctx, t = context(path_backend(lambda path, i, call: "abcdefghijklmnop", PROMPT)), tree()
     sizes, parent = [], ROOT

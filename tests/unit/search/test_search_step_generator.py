@@ -9,6 +9,7 @@ from collections import Counter
 from search_helpers import PROBLEM, SCORES, STEPS, PathScores, context, path_backend
 
 from ponder.budgets import Budget
+from ponder.search.expansion import StepConfig
 from ponder.strategies import BeamSearch, DiverseVerifierTreeSearch, SamplingConfig
 from ponder.strategies.step_generators import StepGenerator
 
@@ -60,3 +61,15 @@ async def test_a_step_the_budget_refuses_ends_the_search_with_the_best_so_far() 
     assert result.usage.model_calls == 5
     assert result.details["steps"] == 2
     assert [c.text for c in result.candidates] == ["C\n\n", "A\n\nA1\n\n"]
+
+
+async def test_the_answer_marker_ends_a_path_whoever_writes_its_steps() -> None:
+    marked = {**FIELDS, "step": StepConfig(answer_marker="B")}
+    sampled = await BeamSearch(**marked).run(PROBLEM, context(path_backend(STEPS)))
+    generated = await BeamSearch(**marked, step_generator="sample").run(
+        PROBLEM, context(one_call_per_child())
+    )
+    for result in (sampled, generated):
+        (marker_step,) = [n for n in result.tree.nodes() if n.text == "B\n\n"]
+        assert marker_step.status == "finished"
+        assert "B\n\n" in [c.text for c in result.candidates]
