@@ -28,7 +28,8 @@ from ponder.verifiers.base import Verifier, verifiers
 STRATEGIES = ("self_consistency", "best_of_n", "beam", "particle_filter")
 STEP_DELIMITER = "\n\n"
 ANSWER_MARKER = "Answer:"
-"""What the default system prompt asks a chain to end with; its_hub stops a path on it."""
+"""What the default system prompt asks a chain to end with; both tools end a search path at
+the step that writes it (its_hub's ``stop_token``, ponder's ``StepConfig.answer_marker``)."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,11 @@ def ponder_strategy(name: str, n: int, settings: Settings) -> Strategy:
     search = {
         "n": n,
         "max_steps": settings.max_steps,
-        "step": StepConfig(delimiters=(STEP_DELIMITER,), max_step_tokens=settings.step_tokens),
+        "step": StepConfig(
+            delimiters=(STEP_DELIMITER,),
+            max_step_tokens=settings.step_tokens,
+            answer_marker=ANSWER_MARKER,
+        ),
         "sampling": chains,
         "verifier": step_verifier(),
     }
