@@ -238,12 +238,12 @@ async def main(args: argparse.Namespace) -> None:
     print(f"N={args.n}, {len(problems)} problems, max_steps={args.max_steps}, "
           f"step tokens <= {args.step_tokens}, chain tokens <= {args.max_tokens}, scorer: StepShape")
     for name, strategy in strategies_under_test(args).items():
-        roots = [len(engine.render(p, strategy.system_prompt)) for p in problems]
+        prompts = [engine.render(p, strategy.system_prompt) for p in problems]
+        roots = [len(prompt) for prompt in prompts]
         ours = await search_round(engine, strategy, problems, naive=False)
         share, continuing, recomputed = continuation_cache_share(ours, roots)
         sequences = len(problems) * args.n
         length = max(1, round(ours.generated / sequences))
-        prompts = [engine.render(p, strategy.system_prompt) for p in problems]
         ceiling_tokens, ceiling_seconds = await ceiling_round(
             engine, prompts, args.n, length, strategy.sampling
         )

@@ -76,6 +76,11 @@ class StepConfig(BaseModel):
         """Whether a step with ``text`` wrote the answer marker (always False without one)."""
         return self.answer_marker is not None and self.answer_marker in text
 
+    @property
+    def answer_reason(self) -> str:
+        """Why a path that wrote the answer marker ended (kept on its last node)."""
+        return f"wrote the answer marker {self.answer_marker!r}"
+
 
 @dataclass
 class Expansion:
@@ -345,7 +350,7 @@ def _child(
     elif completion.finish_reason == "stop" and (to_end or not step.ends_step(completion)):
         status, reason = "finished", None  # EOS or a chain stop string: the answer ended
     elif step.writes_answer(text):
-        status, reason = "finished", f"wrote the answer marker {step.answer_marker!r}"
+        status, reason = "finished", step.answer_reason
     else:
         status, reason = "open", None  # a delimiter, or the step's token limit
     node = tree.add_child(
@@ -367,7 +372,6 @@ def _extend(rolled: Rollout, completion: Completion, step: StepConfig, ctx: Cont
     rolled.text += text
     if rolled.logprobs is not None:
         rolled.logprobs.extend(completion.logprobs or ())
-    if completion.finish_reason == "stop" and not step.ends_step(completion):
-        rolled.finished = True
-    if step.writes_answer(text):
+    ended = completion.finish_reason == "stop" and not step.ends_step(completion)
+    if ended or step.writes_answer(text):
         rolled.finished = True

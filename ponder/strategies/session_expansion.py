@@ -41,10 +41,10 @@ class SessionExpander:
         tree: SearchTree,
         ctx: Context,
         sampling: SamplingConfig,
-        step: StepConfig | None = None,
+        step: StepConfig,
     ) -> None:
         self.session, self.tree, self.ctx, self.sampling = session, tree, ctx, sampling
-        self.step = step or StepConfig()
+        self.step = step
         self._prefixes: dict[int, Prefix] = {ROOT: session.root}
 
     async def expand(self, parents: Sequence[int], *, n: int, to_end: bool) -> Expansion:
@@ -88,7 +88,7 @@ class SessionExpander:
         elif to_end or step.ends_chain:
             status = "finished"
         elif self.step.writes_answer(step.text):
-            status, reason = "finished", f"wrote the answer marker {self.step.answer_marker!r}"
+            status, reason = "finished", self.step.answer_reason
         else:
             status = "open"
         node = self.tree.add_child(
