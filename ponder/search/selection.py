@@ -1,6 +1,7 @@
 """Choosing the final answer among a search's finished paths.
 
-``highest``: the path with the highest score (ties: the shorter path, then the earlier).
+``highest``: the path with the highest score (ties: the shorter path, then the earlier) among
+those that gave an answer (all, when none did).
 ``majority``: the most frequent answer, scores ignored (self-consistency over the paths).
 ``weighted``: the answer with the largest sum of scores (weighted best-of-N), which rewards
 answers that many good paths reach. Equivalent answers ("12", "12.0") count together, and
@@ -35,8 +36,16 @@ def select(
     return selected, {"votes": vote.counts}
 
 
+def answered_first(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates that gave an answer, or all of them when none did: a path that ended
+    without one (the model stopped early, a limit cut it) is no answer to return while
+    another path has one, however well it was scored."""
+    answered = [c for c in candidates if c.answer is not None]
+    return answered or list(candidates)
+
+
 def _highest(candidates: Sequence[Candidate]) -> tuple[int | None, dict[str, Any]]:
-    scored = [c for c in candidates if c.score is not None]
+    scored = answered_first([c for c in candidates if c.score is not None])
     if not scored:
         return None, {}
     best = min(scored, key=lambda c: (-c.score, c.num_tokens, c.index))  # type: ignore[operator]

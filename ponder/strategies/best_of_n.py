@@ -1,6 +1,7 @@
 """Best-of-N: sample N chains, score each with a verifier, pick by the scores.
 
-``selection="argmax"`` returns the top-scored chain (ties: shortest, then earliest).
+``selection="argmax"`` returns the top-scored chain (ties: shortest, then earliest) among the
+chains that gave an answer (all, when none did).
 ``selection="weighted"`` sums scores per distinct answer and returns the answer with the
 largest total (weighted best-of-N), the same vote self-consistency casts, with scores as
 weights. Candidates the verifier could not score take no part in the selection.
@@ -19,6 +20,7 @@ from pydantic import Field, field_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
+from ponder.search.selection import select
 from ponder.strategies.base import Context, strategies
 from ponder.strategies.pooling import SampledStrategy
 from ponder.verifiers.base import Verifier, verifiers
@@ -49,7 +51,7 @@ class BestOfN(SampledStrategy):
         for candidate, score in zip(candidates, await self.verifier.score(problem, candidates, ctx)):
             candidate.record(score.value, score.reason, score.steps)
         selected, details = (
-            _argmax(candidates) if self.selection == "argmax" else _weighted(candidates)
+            select(candidates, "highest") if self.selection == "argmax" else _weighted(candidates)
         )
         return Result(
             strategy=self.name,
@@ -60,14 +62,6 @@ class BestOfN(SampledStrategy):
             exhausted_by=pool.exhausted_by,
             details={**details, **pool.details},
         )
-
-
-def _argmax(candidates: list[Candidate]) -> tuple[int | None, dict]:
-    scored = [c for c in candidates if c.score is not None]
-    if not scored:
-        return None, {}
-    best = min(scored, key=lambda c: (-c.score, c.num_tokens, c.index))  # type: ignore[operator]
-    return best.index, {"best_score": best.score}
 
 
 def _weighted(candidates: list[Candidate]) -> tuple[int | None, dict]:

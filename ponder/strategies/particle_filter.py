@@ -15,8 +15,8 @@ Finished particles are frozen: not extended, not resampled, their weight kept (s
 its slot is refilled at the next resampling. The run ends when no particle moves, after
 ``max_steps`` steps, or when the budget ends it (then with the particles so far).
 
-The answer comes from the finished particles (all particles when none finished) by
-``selection``: ``argmax`` the heaviest (ties: shorter path, then earlier particle),
+The answer comes from the particles that gave an answer (all when none did), the finished
+among them when any finished, by ``selection``: ``argmax`` the heaviest (ties: shorter path, then earlier particle),
 ``sample`` one drawn by weight from the run's seeded stream, ``vote`` the answer with the
 largest total weight. Every particle's path is a candidate; the tree holds every step.
 """
@@ -37,6 +37,7 @@ from ponder.search.expansion import Expansion, StepConfig, expand
 from ponder.search.particles import Population, Reward, reward
 from ponder.search.resampling import Scheme
 from ponder.search.scoring import path_candidate, score_nodes
+from ponder.search.selection import answered_first
 from ponder.search.thinking import charge_thinking, count_candidate_thinking
 from ponder.search.tree import ROOT, SearchTree
 from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
@@ -256,10 +257,10 @@ class ParticleFilter(Strategy):
     def _select(
         self, candidates: list[Candidate], weights: list[float], run: SearchRun
     ) -> tuple[int | None, dict[str, Any]]:
-        """Among finished particles with weight (all particles with weight when none finished)."""
-        weighted = [c for c, w in zip(candidates, weights) if w > 0]
-        finished = [c for c in weighted if c.finish_reason is not None]
-        pool = finished or weighted
+        """Among the particles with weight: those that gave an answer (all when none did),
+        of those the finished (all of those when none finished)."""
+        answered = answered_first([c for c, w in zip(candidates, weights) if w > 0])
+        pool = [c for c in answered if c.finish_reason is not None] or answered
         if not pool:
             return None, {}
         if self.selection == "argmax":

@@ -41,3 +41,8 @@ def test_highest_ties_go_to_the_shorter_then_the_earlier_path() -> None:
 @pytest.mark.parametrize("rule", ["highest", "weighted", "majority"])
 def test_nothing_to_choose_from(rule: str) -> None:
     assert select(paths((None, None, 3)), rule)[0] is None  # type: ignore[arg-type]
+
+
+def test_highest_passes_over_paths_that_gave_no_answer_while_one_did() -> None:
+    assert select(paths((None, 0.9, 5), ("7", 0.2, 9)), "highest") == (1, {"best_score": 0.2})
+    assert select(paths((None, 0.9, 5), (None, 0.2, 9)), "highest") == (0, {"best_score": 0.9})

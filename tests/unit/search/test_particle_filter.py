@@ -115,6 +115,26 @@ async def test_selection_by_weight(selection: str, answer: str) -> None:
         assert result.details["votes"] == pytest.approx({"5": 16 / 34, "7": 18 / 34})
 
 
+@pytest.mark.parametrize("selection", ["argmax", "sample"])
+async def test_a_particle_that_gave_no_answer_is_not_chosen_while_one_did(selection: str) -> None:
+    # A ends heaviest but without an answer (no number in its path); B is still open after
+    # max_steps but gave one; C finished with one, lightest of all.
+    paths = {"": ["A\n\n", "B\n\n", "C\n\n"], "A\n\n": ["Done."], "B\n\n": ["So 8\n\n"],
+             "C\n\n": ["Answer: 7"]}
+    scores = {"A\n\n": 0.9, "A\n\nDone.": 0.9, "B\n\n": 0.8, "B\n\nSo 8\n\n": 0.8,
+              "C\n\n": 0.6, "C\n\nAnswer: 7": 0.6}
+    strategy = pf(scores, ess_threshold=0.0, max_steps=2, selection=selection)
+    result = await solve(strategy, backend(paths))
+    assert [(c.answer, c.finish_reason is not None) for c in result.candidates] == [
+        (None, True), ("8", False), ("7", True)
+    ]
+    assert result.answer == "7"
+    # With no finished particle answering, the open one that did is chosen over A.
+    paths["C\n\n"], scores["C\n\nThe end."] = ["The end."], 0.6
+    result = await solve(strategy, backend(paths))
+    assert result.answer == "8"
+
+
 async def test_sampling_by_weight_follows_the_weights_and_the_seed() -> None:
     strategy = pf(VOTE_SCORES, ess_threshold=0.0, selection="sample")
     picks = [(await solve(strategy, backend(VOTE_PATHS), s)).selected_index for s in range(300)]

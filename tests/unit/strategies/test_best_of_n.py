@@ -42,6 +42,12 @@ async def test_argmax_tie_goes_to_the_shorter_chain() -> None:
     assert result.answer == "6"
 
 
+async def test_argmax_passes_over_a_top_scored_chain_that_gave_no_answer() -> None:
+    ctx = scripted_context(["I am not sure.", "Answer: 6"])
+    result = await BestOfN(n=2, verifier=TableVerifier(table=(0.9, 0.2))).run(PROBLEM, ctx)
+    assert (result.answer, result.selected_index) == ("6", 1)
+
+
 async def test_self_certainty_asks_for_logprobs_and_prefers_the_surer_chain() -> None:
     unsure = ScriptedSample(text="Answer: 7", logprobs=[-2.0] * 9)
     sure = ScriptedSample(text="Answer: 8", logprobs=[-0.1] * 9)
