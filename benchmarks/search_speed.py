@@ -208,13 +208,13 @@ def barrier_steps(results: Sequence[Result]) -> int:
 
 
 def step_costs(
-    wide: tuple[int, float], narrow: tuple[int, float], length: int, problems: int, n: int
+    wide_seconds: float, narrow_seconds: float, length: int, problems: int, n: int
 ) -> tuple[float, float]:
-    """Seconds per engine step (``a``) and per sequence in it (``c``), from ceiling rounds
-    of ``length`` tokens with ``n`` (``wide``) and 1 (``narrow``) sequences per problem."""
-    wide_seconds, narrow_seconds = wide[1] / length, narrow[1] / length
-    per_sequence = (wide_seconds - narrow_seconds) / (problems * (n - 1))
-    return narrow_seconds - problems * per_sequence, per_sequence
+    """Seconds per engine step (``a``) and per sequence in it (``c``), from the wall times of
+    ceiling rounds of ``length`` tokens with ``n`` (wide) and 1 (narrow) sequences per problem."""
+    wide_step, narrow_step = wide_seconds / length, narrow_seconds / length
+    per_sequence = (wide_step - narrow_step) / (problems * (n - 1))
+    return narrow_step - problems * per_sequence, per_sequence
 
 
 def strategies_under_test(args: argparse.Namespace) -> dict[str, Strategy]:
@@ -247,9 +247,11 @@ async def main(args: argparse.Namespace) -> None:
         ceiling_tokens, ceiling_seconds = await ceiling_round(
             engine, prompts, args.n, length, strategy.sampling
         )
-        narrow = await ceiling_round(engine, prompts, 1, length, strategy.sampling)
+        narrow_tokens, narrow_seconds = await ceiling_round(
+            engine, prompts, 1, length, strategy.sampling
+        )
         per_step, per_sequence = step_costs(
-            (ceiling_tokens, ceiling_seconds), narrow, length, len(problems), args.n
+            ceiling_seconds, narrow_seconds, length, len(problems), args.n
         )
         barriers = barrier_steps(ours.results)
         best_seconds = barriers * per_step + ours.generated * per_sequence
@@ -267,7 +269,7 @@ async def main(args: argparse.Namespace) -> None:
             f"{ceiling_rate:.1f} tok/s; ponder/ceiling: {ours_rate / ceiling_rate:.3f} (target >= 0.70)\n"
             f"  what bounds it: {barriers} engine steps forced by the step barriers against the "
             f"ceiling's {length}; engine step = {per_step * 1e3:.0f} ms + {per_sequence * 1e3:.1f} ms "
-            f"x sequences ({len(problems)} sequences: {narrow[0] / narrow[1]:.1f} tok/s); best "
+            f"x sequences ({len(problems)} sequences: {narrow_tokens / narrow_seconds:.1f} tok/s); best "
             f"possible with these steps: {ours.generated / best_seconds / ceiling_rate:.3f} of the "
             f"ceiling, ponder reaches {best_seconds / ours.seconds:.0%} of that\n"
             f"  naive driver: {naive.generated} tokens in {naive.seconds:.1f} s; "

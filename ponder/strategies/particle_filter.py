@@ -16,9 +16,10 @@ its slot is refilled at the next resampling. The run ends when no particle moves
 ``max_steps`` steps, or when the budget ends it (then with the particles so far).
 
 The answer comes from the particles that gave an answer (all when none did), the finished
-among them when any finished, by ``selection``: ``argmax`` the heaviest (ties: shorter path, then earlier particle),
-``sample`` one drawn by weight from the run's seeded stream, ``vote`` the answer with the
-largest total weight. Every particle's path is a candidate; the tree holds every step.
+among them when any finished, by ``selection``: ``argmax`` the heaviest (ties: shorter path,
+then earlier particle), ``sample`` one drawn by weight from the run's seeded stream, ``vote``
+the answer with the largest total weight. Every particle's path is a candidate; the tree
+holds every step.
 """
 
 from __future__ import annotations

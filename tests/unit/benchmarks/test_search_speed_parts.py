@@ -31,6 +31,6 @@ def test_barrier_steps_sum_each_steps_longest_request_and_take_the_slowest_probl
 
 def test_step_costs_recover_per_step_and_per_sequence_seconds() -> None:
     per_step, per_sequence, length, problems, n = 0.05, 0.005, 40, 8, 8
-    wide = (problems * n * length, length * (per_step + problems * n * per_sequence))
-    narrow = (problems * length, length * (per_step + problems * per_sequence))
+    wide = length * (per_step + problems * n * per_sequence)
+    narrow = length * (per_step + problems * per_sequence)
     assert step_costs(wide, narrow, length, problems, n) == pytest.approx((per_step, per_sequence))
