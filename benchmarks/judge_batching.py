@@ -21,7 +21,7 @@ from ponder.backends.vllm_engine import VllmBackend
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
-from ponder.strategies import Context
+from ponder.runtime import Run
 from ponder.verifiers.base import Verifier
 from ponder.verifiers.judge import LLMJudge, StepJudge
 
@@ -50,8 +50,8 @@ Timing = tuple[float, int]
 """Wall seconds and prompt tokens judged."""
 
 
-def context(backend: VllmBackend) -> Context:
-    return Context(backend, Ledger(Budget()), random.Random(0))
+def context(backend: VllmBackend) -> Run:
+    return Run(backend, Ledger(Budget()), random.Random(0))
 
 
 async def batched(

@@ -51,7 +51,8 @@ from ponder.backends.openai_backend import OpenAIBackend
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
-from ponder.strategies.base import DEFAULT_SYSTEM_PROMPT, Context
+from ponder.runtime import Run
+from ponder.strategies.base import DEFAULT_SYSTEM_PROMPT
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Verifier
 from ponder.verifiers.equivalence import normalize_answer
@@ -62,7 +63,7 @@ class _PonderScorer:
 
     def __init__(self, verifier: Verifier, problem: Problem, judge: OpenAIBackend) -> None:
         self.verifier, self.problem = verifier, problem
-        self.ctx = Context(backend=judge, ledger=Ledger(Budget()))
+        self.ctx = Run(backend=judge, ledger=Ledger(Budget()))
         self.unscored = 0
         """Texts the verifier could not score; its_hub needs a number, so they get 0."""
 

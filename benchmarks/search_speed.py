@@ -59,7 +59,7 @@ from ponder.verifiers.base import Score
 from ponder.verifiers.process import ProcessVerifier
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.runtime import Run
 
 
 class StepShape(ProcessVerifier):
@@ -69,7 +69,7 @@ class StepShape(ProcessVerifier):
     counts_as_call: ClassVar[bool] = False
 
     async def _score_steps(
-        self, problem: Problem, paths: list[list[str]], ctx: Context
+        self, problem: Problem, paths: list[list[str]], ctx: Run
     ) -> list[list[float | None] | Score]:
         return [[_shape(step) for step in steps] for steps in paths]
 

@@ -35,7 +35,6 @@ from ponder.backends.vllm_engine import VllmBackend
 from ponder.core.generation import GenerationRequest, GenerationState
 from ponder.strategies import ShortMK
 
-
 PROBLEM_SETS = {"arithmetic": arithmetic.problems, "word_problems": arithmetic.word_problems}
 
 REASONING_PROMPT = "Reason step by step in full sentences, then end with 'Answer: <final answer>'."

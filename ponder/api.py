@@ -20,7 +20,8 @@ from ponder.core.problem import Problem
 from ponder.core.registry import describe_validation_error
 from ponder.core.result import Result
 from ponder.errors import BadRequestError
-from ponder.strategies import Context, Strategy, strategies
+from ponder.runtime import Run
+from ponder.strategies import Strategy, strategies
 
 StrategySpec = Strategy | Mapping[str, Any] | str
 BackendSpec = Backend | Mapping[str, Any] | str
@@ -70,7 +71,7 @@ async def asolve(
     strategy_obj = strategies.build(strategy)
     limits = build_budget(budget)
     engine = await build_backend(backend)
-    ctx = Context(backend=engine, ledger=Ledger(limits), rng=random.Random(seed))
+    ctx = Run(backend=engine, ledger=Ledger(limits), rng=random.Random(seed))
     started = time.perf_counter()
     result = await strategy_obj.run(problem, ctx)
     result.usage.wall_seconds = time.perf_counter() - started

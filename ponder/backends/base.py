@@ -72,10 +72,12 @@ class Backend(abc.ABC):
         *,
         timeout: float | None = None,
         until: Callable[[GenerationState], bool] | None = None,
+        state: GenerationState | None = None,
     ) -> GenerationState:
         """Run a request and return its final state. It ends early, aborting what still runs,
-        after ``timeout`` seconds (``state.timed_out``) or once ``until(state)`` is true."""
-        state = GenerationState.start(request)
+        after ``timeout`` seconds (``state.timed_out``) or once ``until(state)`` is true.
+        Pass ``state`` to keep what was done even when the call is cancelled."""
+        state = state if state is not None else GenerationState.start(request)
         deadline = asyncio.timeout(timeout)
         try:
             async with deadline, aclosing(self.stream(request, state)) as updates:

@@ -36,8 +36,8 @@ from ponder.experiments.datasets import dataset_config, load_problems
 from ponder.experiments.engines import EngineHost
 from ponder.experiments.metrics import Summary, summarize
 from ponder.experiments.provenance import versions
-from ponder.experiments.runner import Progress, solve_problems
 from ponder.experiments.rundir import RunDir
+from ponder.experiments.runner import Progress, solve_problems
 from ponder.strategies import strategies
 
 log = logging.getLogger(__name__)

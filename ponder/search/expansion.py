@@ -29,18 +29,16 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.budgets import Reservation
 from ponder.core.generation import Completion, GenerationRequest, GenerationState, SamplingParams
+from ponder.core.sampling import SamplingConfig
 from ponder.core.usage import Usage
 from ponder.errors import BadRequestError
+from ponder.runtime import Run
 from ponder.search.tree import Node, NodeStatus, SearchTree
-
-if TYPE_CHECKING:
-    from ponder.strategies.base import Context, SamplingConfig
 
 
 class StepConfig(BaseModel):
@@ -118,7 +116,7 @@ class Rollout:
 async def expand(
     tree: SearchTree,
     parents: Sequence[int],
-    ctx: Context,
+    ctx: Run,
     *,
     n: int,
     step: StepConfig,
@@ -155,7 +153,7 @@ async def expand(
 async def rollout(
     tree: SearchTree,
     nodes: Sequence[int],
-    ctx: Context,
+    ctx: Run,
     *,
     steps: int,
     step: StepConfig,
@@ -254,7 +252,7 @@ def _params(
     sampling: SamplingConfig,
     logprobs: bool,
     to_end: bool,
-    ctx: Context,
+    ctx: Run,
 ) -> SamplingParams:
     return SamplingParams(
         n=n,
@@ -269,7 +267,7 @@ def _params(
     )
 
 
-def _reserve(ctx: Context, job: _Job) -> tuple[int, Reservation | None]:
+def _reserve(ctx: Run, job: _Job) -> tuple[int, Reservation | None]:
     """Hold ``job``'s samples on the ledger: all of them, else as many as fit, else none
     (the first refusal flags the ledger, so the run can say the budget ended it)."""
     amounts = {"prompt_tokens": len(job.prefix), "model_calls": 1}
@@ -283,7 +281,7 @@ def _reserve(ctx: Context, job: _Job) -> tuple[int, Reservation | None]:
 
 
 async def _generate(
-    ctx: Context, jobs: list[_Job], params: Callable[[int, int], SamplingParams]
+    ctx: Run, jobs: list[_Job], params: Callable[[int, int], SamplingParams]
 ) -> _Batch:
     """Reserve every job, then submit them all at once (``params(samples, max_tokens)``
     builds each request's parameters). If one request fails, the others are cancelled
@@ -323,7 +321,7 @@ async def _generate(
 
 
 async def _run(
-    ctx: Context, request: GenerationRequest, reservation: Reservation, timeout: float | None
+    ctx: Run, request: GenerationRequest, reservation: Reservation, timeout: float | None
 ) -> GenerationState:
     with reservation:
         state = await ctx.backend.generate(request, timeout=timeout)
@@ -338,7 +336,7 @@ def _child(
     step: StepConfig,
     sampling: SamplingConfig,
     to_end: bool,
-    ctx: Context,
+    ctx: Run,
 ) -> Node:
     status: NodeStatus
     text = ctx.backend.decode(completion.token_ids)
@@ -366,7 +364,7 @@ def _child(
     return node
 
 
-def _extend(rolled: Rollout, completion: Completion, step: StepConfig, ctx: Context) -> None:
+def _extend(rolled: Rollout, completion: Completion, step: StepConfig, ctx: Run) -> None:
     text = ctx.backend.decode(completion.token_ids)
     rolled.token_ids.extend(completion.token_ids)
     rolled.text += text

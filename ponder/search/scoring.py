@@ -21,19 +21,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
 from ponder.errors import BackendDeadError, BadRequestError
+from ponder.runtime import Run
 from ponder.search.expansion import Rollout
 from ponder.search.tree import SearchTree
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Score, Verifier
 from ponder.verifiers.process import ProcessVerifier
-
-if TYPE_CHECKING:
-    from ponder.strategies.base import Context
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +63,7 @@ async def score_nodes(
     node_ids: Sequence[int],
     problem: Problem,
     verifier: Verifier,
-    ctx: Context,
+    ctx: Run,
     *,
     rollouts: Mapping[int, Rollout] | None = None,
 ) -> list[Score]:
@@ -96,7 +93,7 @@ async def score_nodes(
 
 
 async def _score_alone(
-    problem: Problem, candidate: Candidate, verifier: Verifier, ctx: Context
+    problem: Problem, candidate: Candidate, verifier: Verifier, ctx: Run
 ) -> Score:
     try:
         return (await verifier.score(problem, [candidate], ctx))[0]

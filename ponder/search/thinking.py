@@ -5,15 +5,12 @@ charge them to the run's ledger (pruned steps too: the engine generated them).""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from ponder.core.result import Candidate
 from ponder.core.thinking import ThinkingFormat
 from ponder.core.usage import Usage
+from ponder.runtime import Run
 from ponder.search.tree import SearchTree
-
-if TYPE_CHECKING:  # strategies import the search package
-    from ponder.strategies.base import Context
 
 Decode = Callable[[Sequence[int]], str]
 
@@ -26,7 +23,7 @@ def step_thinking_tokens(tree: SearchTree, node_id: int, thinking: ThinkingForma
     return thinking.split_tokens(tree.generated_ids(node_id), decode) - before
 
 
-def charge_thinking(tree: SearchTree, thinking: ThinkingFormat, ctx: Context) -> None:
+def charge_thinking(tree: SearchTree, thinking: ThinkingFormat, ctx: Run) -> None:
     """Charge the thinking tokens of every step the tree holds to ``ctx``'s ledger."""
     total = sum(
         step_thinking_tokens(tree, node.id, thinking, ctx.backend.decode)

@@ -27,8 +27,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ponder.core.problem import Problem
+from ponder.runtime import Run
 from ponder.server.profiles import Profile, ProfilePoint, agreement
-from ponder.strategies import Context, SamplingConfig, SelfConsistency
+from ponder.strategies import SamplingConfig, SelfConsistency
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Decision:
         return asdict(self)
 
 
-async def decide(problem: Problem, ctx: Context, profile: Profile) -> Decision:
+async def decide(problem: Problem, ctx: Run, profile: Profile) -> Decision:
     """Probe ``problem`` on ``ctx`` (charged to its ledger) and choose from ``profile``."""
     probe = SelfConsistency(
         n=profile.probe_samples, sampling=SamplingConfig(max_tokens=profile.probe_tokens)

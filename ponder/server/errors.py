@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from ponder.core.registry import describe_validation_error
-
 from ponder.errors import BackendDeadError, BackendError, BadRequestError, UnknownNameError
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ponder.core.result import Result

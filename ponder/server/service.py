@@ -14,6 +14,7 @@ from ponder.backends.base import Backend
 from ponder.budgets import Ledger
 from ponder.core.result import Result
 from ponder.core.thinking import ThinkingFormat
+from ponder.runtime import Run
 from ponder.server.auto import decide
 from ponder.server.errors import ApiError
 from ponder.server.metrics import Metrics
@@ -21,7 +22,6 @@ from ponder.server.observe import Listener, ObservedBackend
 from ponder.server.plan import Plan, build_strategy
 from ponder.server.profiles import Profile, load_profile
 from ponder.server.settings import ServerSettings
-from ponder.strategies import Context
 from ponder.strategies.base import DEFAULT_SYSTEM_PROMPT
 
 T = TypeVar("T")
@@ -62,7 +62,7 @@ class Service:
     async def run(self, plan: Plan, listener: Listener | None = None) -> Outcome:
         """The plan's strategy (chosen by 'auto' first if need be) under its budget."""
         backend = ObservedBackend(self.backend, listener) if listener else self.backend
-        ctx = Context(backend=backend, ledger=Ledger(plan.budget), rng=random.Random(plan.seed))
+        ctx = Run(backend=backend, ledger=Ledger(plan.budget), rng=random.Random(plan.seed))
         started = time.perf_counter()
         strategy, decision = plan.strategy, None
         self.metrics.in_flight.inc()

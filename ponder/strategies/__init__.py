@@ -1,13 +1,23 @@
 """The algorithms users pick. Importing this package registers every built-in strategy."""
 
-from ponder.strategies import astar
-from ponder.strategies import beam, dvts
-from ponder.strategies import best_of_n, first_finish, self_consistency, short_mk, spec_reason
-from ponder.strategies import budget_forcing
-from ponder.strategies import cot_trim
-from ponder.strategies import particle_filter, particle_gibbs
-from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.core.sampling import SamplingConfig
+from ponder.runtime import Run
+from ponder.strategies import (
+    astar,
+    beam,
+    best_of_n,
+    budget_forcing,
+    cot_trim,
+    dvts,
+    first_finish,
+    particle_filter,
+    particle_gibbs,
+    self_consistency,
+    short_mk,
+    spec_reason,
+)
 from ponder.strategies.astar import AStar
+from ponder.strategies.base import Strategy, strategies
 from ponder.strategies.beam import BeamSearch
 from ponder.strategies.best_of_n import BestOfN
 from ponder.strategies.budget_forcing import BudgetForcing
@@ -26,7 +36,7 @@ __all__ = [
     "BestOfN",
     "BudgetForcing",
     "CoTTrim",
-    "Context",
+    "Run",
     "DiverseVerifierTreeSearch",
     "FirstFinish",
     "ParticleFilter",

@@ -47,13 +47,14 @@ from pydantic import Field, field_validator, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Result
-from ponder.core.usage import Usage
+from ponder.core.sampling import SamplingConfig
+from ponder.runtime import Run
 from ponder.search.expansion import Expansion, StepConfig, expand
 from ponder.search.frontier import Frontier
 from ponder.search.scoring import path_candidate, score_nodes
 from ponder.search.thinking import charge_thinking, count_candidate_thinking
 from ponder.search.tree import ROOT, SearchTree, prune_repeats
-from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.strategies.base import Strategy, strategies
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Verifier, verifiers
 
@@ -118,7 +119,7 @@ class AStar(Strategy):
             )
         return self
 
-    async def run(self, problem: Problem, ctx: Context) -> Result:
+    async def run(self, problem: Problem, ctx: Run) -> Result:
         prompt = ctx.backend.render(problem, self.system_prompt)
         search = _Search(SearchTree(prompt, prompt_text=ctx.backend.decode(prompt)))
         search.tree.root.meta.update(g=0.0, f=0.0)
@@ -155,7 +156,7 @@ class AStar(Strategy):
         return parents
 
     async def _expand(
-        self, search: _Search, groups: list[tuple[int, int]], problem: Problem, ctx: Context
+        self, search: _Search, groups: list[tuple[int, int]], problem: Problem, ctx: Run
     ) -> None:
         """Expand each (parent, children) group, score every child in one verifier call and
         queue them by ``f``. Parents asking for the same request (children, whether the
@@ -185,7 +186,7 @@ class AStar(Strategy):
         if cut is not None or ctx.ledger.exhausted:
             search.stop(_exhausted_by(cut, ctx))
 
-    def _affordable_children(self, ctx: Context) -> int:
+    def _affordable_children(self, ctx: Run) -> int:
         """Children to ask for this round: k per state for ``width`` states, capped by the
         verifier calls left (each child is scored once)."""
         wanted = self.width * self.k
@@ -203,7 +204,7 @@ class AStar(Strategy):
         node.meta.update(g=g, h=cost, f=f)
         search.frontier.push(node_id, f)
 
-    def _result(self, search: _Search, ctx: Context) -> Result:
+    def _result(self, search: _Search, ctx: Run) -> Result:
         tree = search.tree
         ranked = [node_id for node_id, _ in search.frontier.ordered()]
         finished = [n.id for n in tree.nodes("finished")]
@@ -245,7 +246,7 @@ def _groups(parents: list[int], children: int, k: int) -> list[tuple[int, int]]:
     return [(parent, min(k, children - i * k)) for i, parent in enumerate(parents)]
 
 
-def _exhausted_by(expansion: Expansion | None, ctx: Context) -> str | None:
+def _exhausted_by(expansion: Expansion | None, ctx: Run) -> str | None:
     if expansion is not None and expansion.exhausted_by is not None:
         return expansion.exhausted_by
     return ctx.ledger.exhausted_by

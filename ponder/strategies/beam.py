@@ -33,12 +33,14 @@ from pydantic import Field, field_validator, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Result
+from ponder.core.sampling import SamplingConfig
+from ponder.runtime import Run
 from ponder.search.expansion import Expansion, StepConfig, expand, rollout
 from ponder.search.scoring import path_candidate, score_nodes
 from ponder.search.selection import SelectionRule, select
 from ponder.search.thinking import charge_thinking, count_candidate_thinking
 from ponder.search.tree import ROOT, Node, SearchTree, prune_repeats
-from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.strategies.base import Strategy, strategies
 from ponder.strategies.session_expansion import SessionExpander
 from ponder.strategies.step_generators import StepGenerator, step_generators
 from ponder.verifiers.answers import AnswerExtractor
@@ -117,7 +119,7 @@ class StepSearch(Strategy):
         """Whether enough paths have ended to stop early."""
         return False
 
-    async def run(self, problem: Problem, ctx: Context) -> Result:
+    async def run(self, problem: Problem, ctx: Run) -> Result:
         prompt = ctx.backend.render(problem, self.system_prompt)
         tree = SearchTree(prompt, prompt_text=ctx.backend.decode(prompt))
         grow = await self._grower(problem, tree, ctx)
@@ -142,7 +144,7 @@ class StepSearch(Strategy):
             charge_thinking(tree, self.thinking, ctx)
         return self._result(tree, cut_by, steps, expanded, ctx)
 
-    async def _grower(self, problem: Problem, tree: SearchTree, ctx: Context) -> Grow:
+    async def _grower(self, problem: Problem, tree: SearchTree, ctx: Run) -> Grow:
         """How this run adds children under a step's parents."""
         if self.step_generator is None:
             async def sample(parents: list[int], *, n: int, to_end: bool) -> Expansion:
@@ -159,7 +161,7 @@ class StepSearch(Strategy):
         return SessionExpander(session, tree, ctx, self.sampling, self.step).expand
 
     async def _score(
-        self, tree: SearchTree, node_ids: list[int], problem: Problem, ctx: Context
+        self, tree: SearchTree, node_ids: list[int], problem: Problem, ctx: Run
     ) -> None:
         """Score the step's new nodes in one batch, open ones on their roll-outs if asked."""
         rollouts = None
@@ -172,7 +174,7 @@ class StepSearch(Strategy):
         await score_nodes(tree, node_ids, problem, self.verifier, ctx, rollouts=rollouts)
 
     def _result(
-        self, tree: SearchTree, cut_by: str | None, steps: int, expanded: int, ctx: Context
+        self, tree: SearchTree, cut_by: str | None, steps: int, expanded: int, ctx: Run
     ) -> Result:
         ended = tree.nodes("finished")
         # Cut short before any path ended: the open paths are the best there is.

@@ -20,8 +20,9 @@ from pydantic import Field, field_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
+from ponder.runtime import Run
 from ponder.search.selection import select
-from ponder.strategies.base import Context, strategies
+from ponder.strategies.base import strategies
 from ponder.strategies.pooling import SampledStrategy
 from ponder.verifiers.base import Verifier, verifiers
 from ponder.verifiers.vote import majority_vote
@@ -45,7 +46,7 @@ class BestOfN(SampledStrategy):
     def gives_logprobs(self) -> bool:
         return super().gives_logprobs() if self.sampler else self.verifier.needs_logprobs
 
-    async def run(self, problem: Problem, ctx: Context) -> Result:
+    async def run(self, problem: Problem, ctx: Run) -> Result:
         pool = await self._draw(problem, ctx, logprobs=self.verifier.needs_logprobs)
         candidates = pool.candidates
         for candidate, score in zip(candidates, await self.verifier.score(problem, candidates, ctx)):

@@ -48,9 +48,11 @@ from ponder.core.generation import (
 )
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
+from ponder.core.sampling import SamplingConfig
 from ponder.core.usage import Usage
 from ponder.errors import BadRequestError
-from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.runtime import Run
+from ponder.strategies.base import Strategy, strategies
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.vote import majority_vote
 
@@ -125,7 +127,7 @@ class BudgetForcing(Strategy):
             )
         return self
 
-    async def run(self, problem: Problem, ctx: Context) -> Result:
+    async def run(self, problem: Problem, ctx: Run) -> Result:
         mode = self._mode(ctx.backend)
         prompt = ctx.backend.render(problem, self.system_prompt)
         limits = self._limits(ctx, len(prompt))
@@ -154,7 +156,7 @@ class BudgetForcing(Strategy):
             return "in_engine" if runs else "round_trip"
         return self.mode
 
-    def _limits(self, ctx: Context, prompt_tokens: int) -> tuple[ForcingArgs, int] | None:
+    def _limits(self, ctx: Run, prompt_tokens: int) -> tuple[ForcingArgs, int] | None:
         """The forcing args and each chain's token ceiling, with the thinking maximum shrunk
         so that n chains, each with its answer, fit in what the budget has left. None (the
         ledger flagged) when not even one thinking token and the answer fit."""
@@ -193,7 +195,7 @@ class BudgetForcing(Strategy):
 
     # -- the two ways to run ----------------------------------------------------------------
     async def _in_engine(
-        self, ctx: Context, prompt: list[int], args: ForcingArgs, ceiling: int
+        self, ctx: Run, prompt: list[int], args: ForcingArgs, ceiling: int
     ) -> list[_Chain]:
         """All chains in one request; the engine's processor does the forcing."""
         params = self._params(
@@ -214,7 +216,7 @@ class BudgetForcing(Strategy):
         return chains
 
     async def _round_trip(
-        self, ctx: Context, prompt: list[int], args: ForcingArgs, ceiling: int, seed: int
+        self, ctx: Run, prompt: list[int], args: ForcingArgs, ceiling: int, seed: int
     ) -> _Chain:
         """One chain: stop at the marker, continue or close it, then answer."""
         chain, backend, thinking = _Chain(), ctx.backend, self.thinking
@@ -252,7 +254,7 @@ class BudgetForcing(Strategy):
         return await self._answer(ctx, prompt, chain, args, ceiling, seed)
 
     async def _answer(
-        self, ctx: Context, prompt: list[int], chain: _Chain, args: ForcingArgs, ceiling: int,
+        self, ctx: Run, prompt: list[int], chain: _Chain, args: ForcingArgs, ceiling: int,
         seed: int,
     ) -> _Chain:
         room = min(args.max_answer, ceiling - len(chain.token_ids))
@@ -264,7 +266,7 @@ class BudgetForcing(Strategy):
         return chain
 
     async def _call(
-        self, ctx: Context, prompt: list[int], chain: _Chain, params: SamplingParams
+        self, ctx: Run, prompt: list[int], chain: _Chain, params: SamplingParams
     ) -> Completion | None:
         """Continue the chain from its token ids; None (the chain stops) when the budget
         refuses the call or its clock cuts it (whatever it generated is kept)."""
@@ -292,7 +294,7 @@ class BudgetForcing(Strategy):
 
     # -- the result ---------------------------------------------------------------------------
     def _result(
-        self, ctx: Context, chains: list[_Chain], mode: str, args: ForcingArgs | None
+        self, ctx: Run, chains: list[_Chain], mode: str, args: ForcingArgs | None
     ) -> Result:
         """Chains with at least one token are candidates; usage counts their thinking."""
         candidates, reports = [], []
@@ -353,7 +355,7 @@ class BudgetForcing(Strategy):
         return candidate, report
 
 
-def _per_chain_tokens(ctx: Context, prompt_tokens: int, n: int) -> int | None:
+def _per_chain_tokens(ctx: Run, prompt_tokens: int, n: int) -> int | None:
     """Generated tokens each of ``n`` chains may spend within the budget (None: no limit)."""
     lefts = []
     generated = ctx.ledger.remaining("generated_tokens")
@@ -366,7 +368,7 @@ def _per_chain_tokens(ctx: Context, prompt_tokens: int, n: int) -> int | None:
 
 
 async def _generate(
-    ctx: Context, prompt: Sequence[int], params: SamplingParams
+    ctx: Run, prompt: Sequence[int], params: SamplingParams
 ) -> GenerationState | None:
     """One reserved, settled engine call; None when the budget refuses it."""
     reservation = ctx.ledger.try_reserve(

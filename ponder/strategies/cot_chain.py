@@ -36,9 +36,10 @@ from ponder.core.generation import (
 )
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
+from ponder.core.sampling import SamplingConfig
 from ponder.core.thinking import ThinkingFormat
 from ponder.core.usage import Usage
-from ponder.strategies.base import Context, SamplingConfig
+from ponder.runtime import Run
 from ponder.strategies.cot_judge import (
     JudgeQueue,
     Pattern,
@@ -130,7 +131,7 @@ class ChainTrimmer:
         self,
         problem: Problem,
         prompt: list[int],
-        ctx: Context,
+        ctx: Run,
         *,
         judges: JudgeQueue | None = None,
         max_tokens: int | None = None,
@@ -174,7 +175,7 @@ class _ChainRun:
         trimmer: ChainTrimmer,
         problem: Problem,
         prompt: list[int],
-        ctx: Context,
+        ctx: Run,
         judges: JudgeQueue | None,
         max_tokens: int,
     ) -> None:

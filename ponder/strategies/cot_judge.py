@@ -23,7 +23,7 @@ import asyncio
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -31,11 +31,9 @@ from ponder.core.problem import Problem
 from ponder.core.thinking import ThinkingFormat
 from ponder.core.usage import Usage
 from ponder.errors import BudgetExhaustedError
+from ponder.runtime import Run
 from ponder.verifiers.base import Score
 from ponder.verifiers.judge import Judge, problem_text
-
-if TYPE_CHECKING:
-    from ponder.strategies.base import Context
 
 Pattern = Literal["overthinking", "underthinking", "repetition"]
 PATTERNS: tuple[Pattern, ...] = ("overthinking", "underthinking", "repetition")
@@ -147,7 +145,7 @@ class ThoughtJudge(Judge):
             if (check := self.check(pattern)) is not None
         ]
 
-    async def verdicts(self, prompts: list[str], ctx: Context) -> list[Score]:
+    async def verdicts(self, prompts: list[str], ctx: Run) -> list[Score]:
         """One score per prompt, all sent at once; each prompt is one verifier call. A budget
         that cannot hold them gets ``Score(None, reason)`` for each."""
         try:
@@ -219,7 +217,7 @@ class JudgeQueue:
     loop go out as one batch (one reservation, submitted together so the engine runs them side
     by side)."""
 
-    def __init__(self, judge: ThoughtJudge, ctx: Context) -> None:
+    def __init__(self, judge: ThoughtJudge, ctx: Run) -> None:
         self.judge = judge
         self.ctx = ctx
         self.batches = 0

@@ -25,7 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Result
-from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.core.sampling import SamplingConfig
+from ponder.runtime import Run
+from ponder.strategies.base import Strategy, strategies
 from ponder.strategies.cot_chain import ChainTrimmer, TrimmedChain
 from ponder.strategies.cot_judge import PATTERNS, JudgeQueue, ThoughtJudge
 from ponder.strategies.cot_probe import ProbeExit
@@ -86,7 +88,7 @@ class CoTTrim(Strategy, TrimSettings):
             judge=self.judge,
         )
 
-    async def run(self, problem: Problem, ctx: Context) -> Result:
+    async def run(self, problem: Problem, ctx: Run) -> Result:
         prompt = ctx.backend.render(problem, self.system_prompt)
         trimmer = self.trimmer()
         judges = JudgeQueue(self.judge, ctx) if self.judge is not None else None
@@ -106,7 +108,7 @@ class CoTTrim(Strategy, TrimSettings):
                 await judges.drain()
         return self._result(chains, ctx, judges, shortened)
 
-    def _room_for_one_chain(self, ctx: Context, prompt_tokens: int) -> int:
+    def _room_for_one_chain(self, ctx: Run, prompt_tokens: int) -> int:
         """Tokens one chain's own request may have within what the budget has left once its
         answer is provided for (0: none)."""
         limits = [self.sampling.max_tokens]
@@ -119,7 +121,7 @@ class CoTTrim(Strategy, TrimSettings):
         return max(0, min(limits))
 
     def _result(
-        self, chains: list[TrimmedChain], ctx: Context, judges: JudgeQueue | None, shortened: bool
+        self, chains: list[TrimmedChain], ctx: Run, judges: JudgeQueue | None, shortened: bool
     ) -> Result:
         candidates = [chain.candidate(i) for i, chain in enumerate(chains)]
         vote = majority_vote([c.answer for c in candidates], [c.num_tokens for c in candidates])

@@ -33,7 +33,9 @@ from pydantic import Field, field_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
+from ponder.core.sampling import SamplingConfig
 from ponder.core.usage import Usage
+from ponder.runtime import Run
 from ponder.search.expansion import Expansion, StepConfig, expand
 from ponder.search.particles import Population, Reward, reward
 from ponder.search.resampling import Scheme
@@ -41,7 +43,7 @@ from ponder.search.scoring import path_candidate, score_nodes
 from ponder.search.selection import answered_first
 from ponder.search.thinking import charge_thinking, count_candidate_thinking
 from ponder.search.tree import ROOT, SearchTree
-from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.strategies.base import Strategy, strategies
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Verifier, verifiers
 from ponder.verifiers.vote import majority_vote
@@ -57,7 +59,7 @@ class SearchRun:
     """One request's search state (never kept on the strategy, which requests share)."""
 
     problem: Problem
-    ctx: Context
+    ctx: Run
     tree: SearchTree
     rng: np.random.Generator
     """Resampling's stream, seeded from the context's."""
@@ -114,13 +116,13 @@ class ParticleFilter(Strategy):
     def _build_verifier(cls, value: object) -> Verifier:
         return verifiers.build(value)  # type: ignore[arg-type]
 
-    async def run(self, problem: Problem, ctx: Context) -> Result:
+    async def run(self, problem: Problem, ctx: Run) -> Result:
         run = self.start(problem, ctx)
         population = await self.sweep(run, Population.at(ROOT, self.n))
         return self.result(run, population)
 
     # -- the pieces particle Gibbs reuses ---------------------------------------------------
-    def start(self, problem: Problem, ctx: Context) -> SearchRun:
+    def start(self, problem: Problem, ctx: Run) -> SearchRun:
         prompt = ctx.backend.render(problem, self.system_prompt)
         tree = SearchTree(prompt, prompt_text=ctx.backend.decode(prompt))
         return SearchRun(problem, ctx, tree, np.random.default_rng(ctx.next_seed()))

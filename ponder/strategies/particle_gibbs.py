@@ -20,9 +20,10 @@ from pydantic import Field, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Result
+from ponder.runtime import Run
 from ponder.search.particles import Particle, Population
 from ponder.search.tree import ROOT
-from ponder.strategies.base import Context, strategies
+from ponder.strategies.base import strategies
 from ponder.strategies.particle_filter import ParticleFilter, SearchRun
 
 
@@ -44,7 +45,7 @@ class ParticleGibbs(ParticleFilter):
             )
         return self
 
-    async def run(self, problem: Problem, ctx: Context) -> Result:
+    async def run(self, problem: Problem, ctx: Run) -> Result:
         run = self.start(problem, ctx)
         references: list[Particle] = []
         iterations: list[dict[str, Any]] = []

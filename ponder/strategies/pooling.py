@@ -33,7 +33,9 @@ from pydantic import Field, field_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
-from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.core.sampling import SamplingConfig
+from ponder.runtime import Run
+from ponder.strategies.base import Strategy, strategies
 from ponder.strategies.sampling import sample_chains
 from ponder.verifiers.answers import AnswerExtractor
 
@@ -80,7 +82,7 @@ class SampledStrategy(Strategy):
     def gives_logprobs(self) -> bool:
         return self.sampler.gives_logprobs() if self.sampler is not None else False
 
-    async def _draw(self, problem: Problem, ctx: Context, *, logprobs: bool = False) -> Pool:
+    async def _draw(self, problem: Problem, ctx: Run, *, logprobs: bool = False) -> Pool:
         """The candidates: ``n`` plain samples, or the pool of ``n`` sampler runs."""
         if self.sampler is None:
             chains = await sample_chains(
@@ -95,14 +97,14 @@ async def run_sampler(
     sampler: Strategy,
     runs: int,
     problem: Problem,
-    ctx: Context,
+    ctx: Run,
     *,
     pool: Literal["selected", "all"] = "selected",
 ) -> Pool:
     """Run ``sampler`` ``runs`` times at once, each in a child context, and pool their
     candidates (see the module docstring)."""
     children = [
-        Context(
+        Run(
             backend=ctx.backend,
             ledger=ctx.ledger.child(),
             rng=random.Random(ctx.next_seed()),

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from ponder.core.generation import Completion, GenerationRequest, GenerationState, SamplingParams
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
+from ponder.core.sampling import SamplingConfig
 from ponder.core.thinking import ThinkingFormat
 from ponder.core.usage import Usage
-from ponder.strategies.base import Context, SamplingConfig
+from ponder.runtime import Run
 from ponder.verifiers.answers import AnswerExtractor
 
 
@@ -38,7 +39,7 @@ class SampledChains:
 
 async def sample_chains(
     problem: Problem,
-    ctx: Context,
+    ctx: Run,
     *,
     n: int,
     sampling: SamplingConfig,
@@ -133,7 +134,7 @@ class _FinishWatch:
         return self.enough is not None and self.stopped >= self.enough
 
 
-def tokens_for_one_chain(ctx: Context, prompt_tokens: int, max_tokens: int) -> int:
+def tokens_for_one_chain(ctx: Run, prompt_tokens: int, max_tokens: int) -> int:
     """The most tokens one chain may generate within what the budget has left (at least 1,
     so that a budget with nothing left is refused by the reservation and says so)."""
     limits = [max_tokens]
@@ -147,7 +148,7 @@ def tokens_for_one_chain(ctx: Context, prompt_tokens: int, max_tokens: int) -> i
 
 
 def _thinking_split(
-    completions: list[Completion], thinking: ThinkingFormat | None, ctx: Context
+    completions: list[Completion], thinking: ThinkingFormat | None, ctx: Run
 ) -> dict[int, int]:
     """Thinking tokens per sample index (aborted ones too: they never reached an answer), charged
     to the ledger as the thinking part of what was generated."""

@@ -18,7 +18,8 @@ from pydantic import Field, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Result
-from ponder.strategies.base import Context, strategies
+from ponder.runtime import Run
+from ponder.strategies.base import strategies
 from ponder.strategies.cot_trim import CoTTrim, TrimSettings
 from ponder.strategies.pooling import SampledStrategy
 from ponder.verifiers.vote import majority_vote
@@ -50,7 +51,7 @@ class SelfConsistency(SampledStrategy):
             system_prompt=self.system_prompt, thinking=self.thinking, **dict(trim),
         )
 
-    async def run(self, problem: Problem, ctx: Context) -> Result:
+    async def run(self, problem: Problem, ctx: Run) -> Result:
         if self.trim is not None:
             result = await self.trimmed(self.trim).run(problem, ctx)
             result.strategy = self.name

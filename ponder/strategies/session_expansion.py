@@ -24,10 +24,11 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from ponder.core.sampling import SamplingConfig
 from ponder.core.usage import Usage
+from ponder.runtime import Run
 from ponder.search.expansion import Expansion, StepConfig
 from ponder.search.tree import ROOT, Node, NodeStatus, SearchTree
-from ponder.strategies.base import Context, SamplingConfig
 from ponder.strategies.step_generators import Prefix, Step, StepSession
 
 
@@ -39,7 +40,7 @@ class SessionExpander:
         self,
         session: StepSession,
         tree: SearchTree,
-        ctx: Context,
+        ctx: Run,
         sampling: SamplingConfig,
         step: StepConfig,
     ) -> None:

@@ -15,7 +15,9 @@ from pydantic import Field, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
-from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.core.sampling import SamplingConfig
+from ponder.runtime import Run
+from ponder.strategies.base import Strategy, strategies
 from ponder.strategies.sampling import SampledChains, sample_chains
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.vote import majority_vote
@@ -42,7 +44,7 @@ class FinishRace(Strategy):
             raise ValueError(f"{name} must be <= k, got {name}={self.quorum}, k={self.k}")
         return self
 
-    async def run(self, problem: Problem, ctx: Context) -> Result:
+    async def run(self, problem: Problem, ctx: Run) -> Result:
         chains = await sample_chains(
             problem, ctx, n=self.k, sampling=self.sampling, extractor=self.extractor,
             system_prompt=self.system_prompt, stop_after=self.quorum,

@@ -31,7 +31,9 @@ from pydantic import Field
 from ponder.backends.base import Backend
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
-from ponder.strategies.base import Context, SamplingConfig, Strategy, strategies
+from ponder.core.sampling import SamplingConfig
+from ponder.runtime import Run
+from ponder.strategies.base import Strategy, strategies
 from ponder.strategies.step_generators import SpeculativeSteps, Step, StepSession
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.vote import majority_vote
@@ -66,7 +68,7 @@ class SpecReason(Strategy):
     sampling: SamplingConfig = SamplingConfig()
     extractor: AnswerExtractor = AnswerExtractor()
 
-    async def run(self, problem: Problem, ctx: Context) -> Result:
+    async def run(self, problem: Problem, ctx: Run) -> Result:
         session = await self.steps.open(
             problem, ctx, sampling=self.sampling, system_prompt=self.system_prompt,
             thinking=self.thinking,

@@ -48,10 +48,11 @@ from ponder.core.generation import (
 )
 from ponder.core.problem import Problem
 from ponder.core.registry import Registry
+from ponder.core.sampling import SamplingConfig
 from ponder.core.thinking import ThinkingFormat
 from ponder.core.usage import Usage
 from ponder.errors import BudgetExhaustedError
-from ponder.strategies.base import Context, SamplingConfig
+from ponder.runtime import Run
 from ponder.strategies.sampling import tokens_for_one_chain
 from ponder.verifiers.judge_scoring import TOP_LOGPROBS, digit_score
 
@@ -204,7 +205,7 @@ class StepGenerator(BaseModel):
     async def open(
         self,
         problem: Problem,
-        ctx: Context,
+        ctx: Run,
         *,
         sampling: SamplingConfig,
         system_prompt: str | None,
@@ -351,7 +352,7 @@ class SpeculativeSteps(StepGenerator):
     async def open(
         self,
         problem: Problem,
-        ctx: Context,
+        ctx: Run,
         *,
         sampling: SamplingConfig,
         system_prompt: str | None,
@@ -382,7 +383,7 @@ class _Writer:
     and settled, and the thinking part of what it wrote charged."""
 
     backend: Backend
-    ctx: Context
+    ctx: Run
     sampling: SamplingConfig
     thinking: ThinkingFormat
     max_step_tokens: int
@@ -420,7 +421,7 @@ class _Writer:
 
 
 async def _call(
-    ctx: Context,
+    ctx: Run,
     backend: Backend,
     prompt: Sequence[int],
     params: SamplingParams,

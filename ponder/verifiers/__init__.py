@@ -7,13 +7,9 @@ is the module holding the ``SelfCertainty`` verifier.
 from ponder.verifiers import code, judge, prm, reference, self_certainty
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Score, Verifier, verifiers
-from ponder.verifiers.code import CodeTests
-from ponder.verifiers.judge import LLMJudge, StepJudge
-from ponder.verifiers.prm import ProcessRewardModel
-from ponder.verifiers.process import ProcessVerifier
-from ponder.verifiers.reference import ReferenceAnswer
 from ponder.verifiers.certainty import certainty_score
 from ponder.verifiers.certainty import self_certainty as mean_logprob
+from ponder.verifiers.code import CodeTests
 from ponder.verifiers.equivalence import (
     answers_equivalent,
     canonical_answer_key,
@@ -21,6 +17,10 @@ from ponder.verifiers.equivalence import (
     normalize_answer,
 )
 from ponder.verifiers.grading import Grade, exact_match, grade
+from ponder.verifiers.judge import LLMJudge, StepJudge
+from ponder.verifiers.prm import ProcessRewardModel
+from ponder.verifiers.process import ProcessVerifier
+from ponder.verifiers.reference import ReferenceAnswer
 from ponder.verifiers.self_certainty import SelfCertainty
 from ponder.verifiers.vote import VoteResult, majority_vote
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,9 +21,7 @@ from ponder.core.registry import Registry
 from ponder.core.result import Candidate
 from ponder.core.usage import Usage
 from ponder.errors import BudgetExhaustedError
-
-if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+from ponder.runtime import Run
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ class Verifier(BaseModel, abc.ABC):
     verifiers that need the final answer or program)."""
 
     async def score(
-        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Run
     ) -> list[Score]:
         """One ``Score`` per candidate, in order. Candidates the budget cannot pay for get
         ``Score(None, reason)``."""
@@ -64,7 +62,7 @@ class Verifier(BaseModel, abc.ABC):
         return [cache[k] for k in keys]
 
     async def _score_within_budget(
-        self, problem: Problem, candidates: list[Candidate], ctx: Context
+        self, problem: Problem, candidates: list[Candidate], ctx: Run
     ) -> list[Score]:
         if not self.counts_as_call:
             return await self._score(problem, candidates, ctx)
@@ -82,7 +80,7 @@ class Verifier(BaseModel, abc.ABC):
 
     @abc.abstractmethod
     async def _score(
-        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Run
     ) -> list[Score]:
         """Score candidates never scored before in this run, all in one batch."""
 

@@ -37,16 +37,14 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
+from ponder.runtime import Run
 from ponder.verifiers.base import Score, Verifier, verifiers
-
-if TYPE_CHECKING:
-    from ponder.strategies.base import Context
 
 _FENCE = re.compile(r"```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _PYTHON_TAGS = frozenset({"py", "python", "python3"})
@@ -131,7 +129,7 @@ class CodeTests(Verifier):
     )
 
     async def _score(
-        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Run
     ) -> list[Score]:
         if not problem.tests:
             return [Score(None, "problem has no tests")] * len(candidates)

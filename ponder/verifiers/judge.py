@@ -14,7 +14,7 @@ import dataclasses
 import string
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -25,12 +25,10 @@ from ponder.core.problem import Problem
 from ponder.core.result import Candidate
 from ponder.core.usage import Usage
 from ponder.errors import BudgetExhaustedError
+from ponder.runtime import Run
 from ponder.verifiers.base import Score, Verifier, verifiers
 from ponder.verifiers.judge_scoring import TOP_LOGPROBS, JudgeMode, verdict_score
 from ponder.verifiers.process import ProcessVerifier
-
-if TYPE_CHECKING:
-    from ponder.strategies.base import Context
 
 _VERDICT = SamplingParams(n=1, temperature=1.0, max_tokens=1, logprobs=TOP_LOGPROBS)
 """One token is the verdict; only its logprobs matter, so the sampled token does not."""
@@ -117,7 +115,7 @@ class Judge(BaseModel):
         prefix = self.answer_prefix
         return prefix if prefix is not None else _ANSWER_PREFIXES[self.mode]
 
-    async def _judge(self, prompts: list[str], ctx: Context) -> list[Score]:
+    async def _judge(self, prompts: list[str], ctx: Run) -> list[Score]:
         """One verdict per filled-in prompt, all submitted at once. Raises
         ``BudgetExhaustedError`` when the ledger cannot hold their tokens."""
         if not prompts:
@@ -177,7 +175,7 @@ class LLMJudge(Judge, Verifier):
     }
 
     async def _score(
-        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Run
     ) -> list[Score]:
         template, question = self.prompt_template(), problem_text(problem)
         prompts = [template.format(problem=question, solution=c.text) for c in candidates]
@@ -201,7 +199,7 @@ class StepJudge(Judge, ProcessVerifier):
     }
 
     async def _score_steps(
-        self, problem: Problem, paths: list[list[str]], ctx: Context
+        self, problem: Problem, paths: list[list[str]], ctx: Run
     ) -> list[list[float | None] | Score]:
         template, question = self.prompt_template(), problem_text(problem)
         prompts = [

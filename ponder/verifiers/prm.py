@@ -29,7 +29,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 from pydantic import Field, model_validator
@@ -45,11 +45,9 @@ from ponder.core.problem import Problem
 from ponder.core.usage import Usage
 from ponder.errors import BackendDeadError, BackendError, BadRequestError, BudgetExhaustedError
 from ponder.models.registry import resolve_model
+from ponder.runtime import Run
 from ponder.verifiers.base import Score, verifiers
 from ponder.verifiers.process import ProcessVerifier
-
-if TYPE_CHECKING:
-    from ponder.strategies.base import Context
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +415,7 @@ class ProcessRewardModel(ProcessVerifier):
         return [*system, {"role": "user", "content": question}]
 
     async def _score_steps(
-        self, problem: Problem, paths: list[list[str]], ctx: Context
+        self, problem: Problem, paths: list[list[str]], ctx: Run
     ) -> list[list[float | None] | Score]:
         connection = await self.connect()
         limit, separator_id = connection.client.max_model_len, connection.separator_id
@@ -443,7 +441,7 @@ class ProcessRewardModel(ProcessVerifier):
         return results
 
     async def _pool_within_budget(
-        self, connection: PrmConnection, prompts: list[PrmPrompt], ctx: Context
+        self, connection: PrmConnection, prompts: list[PrmPrompt], ctx: Run
     ) -> list[Pooled]:
         """Pool every prompt at once, charging its tokens to the ledger (the base class charges
         the verifier calls). Tokens sent are charged even when the budget's time runs out."""

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
+from ponder.runtime import Run
 from ponder.verifiers.aggregation import Aggregation, aggregate
 from ponder.verifiers.base import Score, Verifier
-
-if TYPE_CHECKING:
-    from ponder.strategies.base import Context
 
 
 def split_steps(text: str, delimiter: str) -> list[str]:
@@ -35,7 +32,7 @@ class ProcessVerifier(Verifier):
     step_delimiter: str = Field("\n\n", min_length=1, description="What separates steps.")
 
     async def _score(
-        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Run
     ) -> list[Score]:
         paths = [split_steps(c.text, self.step_delimiter) for c in candidates]
         per_path = await self._score_steps(problem, paths, ctx)
@@ -50,7 +47,7 @@ class ProcessVerifier(Verifier):
 
     @abc.abstractmethod
     async def _score_steps(
-        self, problem: Problem, paths: list[list[str]], ctx: Context
+        self, problem: Problem, paths: list[list[str]], ctx: Run
     ) -> list[list[float | None] | Score]:
         """Per path, one score per step (None where a step could not be scored), or a
         ``Score(None, reason)`` when the whole path could not be scored."""

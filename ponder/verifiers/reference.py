@@ -5,15 +5,13 @@ gives the oracle upper bound of best-of-N; a problem without a reference is not 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
+from ponder.runtime import Run
 from ponder.verifiers.base import Score, Verifier, verifiers
 from ponder.verifiers.grading import grade
-
-if TYPE_CHECKING:
-    from ponder.strategies.base import Context
 
 
 @verifiers.register("reference_answer")
@@ -24,7 +22,7 @@ class ReferenceAnswer(Verifier):
     scores_partial_paths: ClassVar[bool] = False
 
     async def _score(
-        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Run
     ) -> list[Score]:
         if problem.reference is None:
             return [Score(None, "problem has no reference answer")] * len(candidates)

@@ -4,15 +4,13 @@ logprobs it produced anyway. No extra model call, so no verifier call is charged
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
+from ponder.runtime import Run
 from ponder.verifiers.base import Score, Verifier, verifiers
 from ponder.verifiers.certainty import certainty_score
-
-if TYPE_CHECKING:
-    from ponder.strategies.base import Context
 
 
 @verifiers.register("self_certainty")
@@ -23,7 +21,7 @@ class SelfCertainty(Verifier):
     counts_as_call: ClassVar[bool] = False
 
     async def _score(
-        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Run
     ) -> list[Score]:
         return [
             Score(value) if (value := certainty_score(c.logprobs)) is not None

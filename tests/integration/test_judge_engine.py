@@ -13,7 +13,7 @@ from ponder.backends.vllm_engine import VllmBackend
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
-from ponder.strategies import Context
+from ponder.runtime import Run
 from ponder.verifiers.base import Score
 from ponder.verifiers.judge import LLMJudge, StepJudge
 from ponder.verifiers.judge_scoring import JudgeMode
@@ -34,8 +34,8 @@ CASES = [  # question, correct answer, wrong answer
 ]
 
 
-def _context(engine: VllmBackend) -> Context:
-    return Context(engine, Ledger(Budget()), random.Random(0))
+def _context(engine: VllmBackend) -> Run:
+    return Run(engine, Ledger(Budget()), random.Random(0))
 
 
 def _candidates(*texts: str) -> list[Candidate]:

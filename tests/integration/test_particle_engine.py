@@ -17,8 +17,9 @@ from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.result import Result
 from ponder.core.usage import Usage
+from ponder.runtime import Run
 from ponder.search.expansion import StepConfig
-from ponder.strategies import Context, ParticleFilter, ParticleGibbs, SamplingConfig
+from ponder.strategies import ParticleFilter, ParticleGibbs, SamplingConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -53,7 +54,7 @@ async def solve_all(
     """Every problem at once (their requests batch together), and what the engine did."""
     before = dataclasses.replace(engine.usage)
     results = await asyncio.gather(*(
-        strategy.run(problem, Context(engine, Ledger(budget or Budget()), random.Random(seed)))
+        strategy.run(problem, Run(engine, Ledger(budget or Budget()), random.Random(seed)))
         for seed, problem in enumerate(PROBLEMS)
     ))
     done = dataclasses.replace(engine.usage)
@@ -107,7 +108,7 @@ async def test_solves_arithmetic_with_every_token_accounted_for(
 
 
 async def test_a_token_budget_ends_the_filter_with_an_answer(engine: VllmBackend) -> None:
-    ctx = Context(engine, Ledger(Budget(total_tokens=500)), random.Random(0))
+    ctx = Run(engine, Ledger(Budget(total_tokens=500)), random.Random(0))
     result = await ParticleFilter(**COMMON).run(PROBLEMS[0], ctx)
     assert result.budget_exhausted and result.exhausted_by == "total_tokens"
     assert result.usage.total_tokens <= 500

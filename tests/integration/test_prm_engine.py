@@ -16,7 +16,7 @@ from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
 from ponder.errors import BadRequestError
-from ponder.strategies import Context
+from ponder.runtime import Run
 from ponder.verifiers.prm import PrmEngine, ProcessRewardModel, build_prompt, step_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -38,8 +38,8 @@ async def prm_engine() -> AsyncIterator[PrmEngine]:
     await engine.close()
 
 
-def _context() -> Context:
-    return Context(ScriptedBackend.from_script([]), Ledger(Budget()), random.Random(0))
+def _context() -> Run:
+    return Run(ScriptedBackend.from_script([]), Ledger(Budget()), random.Random(0))
 
 
 def _candidates(*texts: str) -> list[Candidate]:

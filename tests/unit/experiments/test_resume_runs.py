@@ -15,7 +15,7 @@ from ponder.core.problem import Problem
 from ponder.errors import BackendDeadError, BackendError, BadRequestError
 from ponder.experiments.records import RecordLog
 from ponder.experiments.runner import problem_seed, solve_problems
-from ponder.strategies import SelfConsistency, SamplingConfig
+from ponder.strategies import SamplingConfig, SelfConsistency
 
 PROBLEMS = [(i, Problem(prompt=f"What is {i} + {i}?", reference=str(2 * i), id=f"p{i}")) for i in range(6)]
 STRATEGY = SelfConsistency(n=3, sampling=SamplingConfig(max_tokens=32))

@@ -11,7 +11,7 @@ from ponder.budgets import Budget, Ledger
 from ponder.core.generation import GenerationRequest
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
-from ponder.strategies import Context
+from ponder.runtime import Run
 from ponder.strategies.base import DEFAULT_SYSTEM_PROMPT
 from ponder.verifiers.base import Score, Verifier
 
@@ -57,8 +57,8 @@ def path_backend(steps: StepTable, prompt: Sequence[int] | None = None) -> Scrip
     return ScriptedBackend(handler)
 
 
-def context(backend: ScriptedBackend, budget: Budget | None = None) -> Context:
-    return Context(backend=backend, ledger=Ledger(budget or Budget()), rng=random.Random(0))
+def context(backend: ScriptedBackend, budget: Budget | None = None) -> Run:
+    return Run(backend=backend, ledger=Ledger(budget or Budget()), rng=random.Random(0))
 
 
 class PathScores(Verifier):
@@ -69,7 +69,7 @@ class PathScores(Verifier):
     raise_on: tuple[str, ...] = ()
 
     async def _score(
-        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Run
     ) -> list[Score]:
         if any(c.text in self.raise_on for c in candidates):
             raise RuntimeError("the scorer crashed")

@@ -13,8 +13,9 @@ from ponder.budgets import Budget
 from ponder.config import compose
 from ponder.core.problem import Problem
 from ponder.errors import BadRequestError
+from ponder.runtime import Run
 from ponder.search.expansion import StepConfig
-from ponder.strategies import AStar, Context, SamplingConfig, strategies
+from ponder.strategies import AStar, SamplingConfig, strategies
 from ponder.verifiers.base import Score
 from ponder.verifiers.process import ProcessVerifier
 
@@ -41,7 +42,7 @@ class StepTable(ProcessVerifier):
     table: dict[str, float]
 
     async def _score_steps(
-        self, problem: Problem, paths: list[list[str]], ctx: Context
+        self, problem: Problem, paths: list[list[str]], ctx: Run
     ) -> list[list[float | None] | Score]:
         return [[self.table.get(step) for step in steps] for steps in paths]
 
@@ -53,7 +54,7 @@ def astar(**fields: object) -> AStar:
     return AStar(**{**options, **fields})
 
 
-def scripted(steps: object = STEPS, budget: Budget | None = None) -> Context:
+def scripted(steps: object = STEPS, budget: Budget | None = None) -> Run:
     return context(path_backend(steps), budget)  # type: ignore[arg-type]
 
 

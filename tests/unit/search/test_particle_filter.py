@@ -18,12 +18,14 @@ from ponder.config import compose
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
 from ponder.errors import BadRequestError
+from ponder.runtime import Run
 from ponder.search.expansion import StepConfig
 from ponder.search.particles import Particle, Population, reward
 from ponder.search.tree import SearchTree
-from ponder.strategies import Context, ParticleFilter, SamplingConfig, strategies
+from ponder.strategies import ParticleFilter, SamplingConfig, strategies
 from ponder.strategies.base import DEFAULT_SYSTEM_PROMPT
 from ponder.verifiers.base import Score, Verifier
+
 
 class Constant(Verifier):
     """Gives every path the same score."""
@@ -31,7 +33,7 @@ class Constant(Verifier):
     value: float
 
     async def _score(
-        self, problem: Problem, candidates: Sequence[Candidate], ctx: Context
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Run
     ) -> list[Score]:
         return [Score(self.value) for _ in candidates]
 

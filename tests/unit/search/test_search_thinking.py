@@ -10,9 +10,15 @@ from search_helpers import PROBLEM, context, path_backend
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
+from ponder.runtime import Run
 from ponder.search.expansion import StepConfig
-from ponder.strategies import BeamSearch, Context, DiverseVerifierTreeSearch, ParticleFilter
-from ponder.strategies import SamplingConfig, Strategy
+from ponder.strategies import (
+    BeamSearch,
+    DiverseVerifierTreeSearch,
+    ParticleFilter,
+    SamplingConfig,
+    Strategy,
+)
 from ponder.verifiers.base import Score, Verifier
 
 STEP = "S\n\n"
@@ -22,7 +28,7 @@ ANSWER = "Answer: 7"
 class Constant(Verifier):
     """Every path scores the same: the search keeps whatever it keeps first."""
 
-    async def _score(self, problem: Problem, candidates: Sequence[Candidate], ctx: Context) -> list[Score]:
+    async def _score(self, problem: Problem, candidates: Sequence[Candidate], ctx: Run) -> list[Score]:
         return [Score(0.5) for _ in candidates]
 
 

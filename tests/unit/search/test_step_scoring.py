@@ -11,10 +11,10 @@ from search_helpers import PROBLEM, PathScores, context
 from ponder.backends.scripted import ScriptedBackend
 from ponder.core.problem import Problem
 from ponder.errors import BadRequestError
+from ponder.runtime import Run
 from ponder.search.expansion import Rollout
 from ponder.search.scoring import score_nodes
 from ponder.search.tree import ROOT, SearchTree
-from ponder.strategies import Context
 from ponder.verifiers.base import Score
 from ponder.verifiers.process import ProcessVerifier
 
@@ -24,12 +24,12 @@ class StepLengths(ProcessVerifier):
 
     seen: list = []
 
-    async def _score_steps(self, problem: Problem, paths: list[list[str]], ctx: Context) -> list:
+    async def _score_steps(self, problem: Problem, paths: list[list[str]], ctx: Run) -> list:
         self.seen.append(paths)
         return [[len(step) / 10 for step in steps] for steps in paths]
 
 
-def idle() -> Context:
+def idle() -> Run:
     """A context whose backend is never asked to generate (scorers here run no model)."""
     return context(ScriptedBackend.from_script([]))
 
@@ -67,7 +67,7 @@ async def test_a_crash_on_one_node_leaves_the_others_scored() -> None:
 
 async def test_errors_no_retry_can_fix_propagate() -> None:
     class Misconfigured(PathScores):
-        async def _score(self, problem: Problem, candidates: Sequence, ctx: Context) -> list[Score]:
+        async def _score(self, problem: Problem, candidates: Sequence, ctx: Run) -> list[Score]:
             raise BadRequestError("template is missing {step}")
 
     with pytest.raises(BadRequestError, match="template"):

@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from server_helpers import answers, chat, client
 
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.errors import BadRequestError
+from ponder.runtime import Run
 from ponder.server.auto import choose, decide
 from ponder.server.profiles import Profile, Thresholds, agreement, load_profile
-from ponder.strategies import Context
-
-from server_helpers import answers, chat, client
-
 
 PROFILE = Profile(points=(
     {"strategy": {"name": "self_consistency", "n": 1}, "generated_tokens": 100,
@@ -72,7 +70,7 @@ async def test_decide_probes_then_chooses_and_charges_the_probes(
 ) -> None:
     backend = answers(*probe_answers)
     ledger = Ledger(Budget(generated_tokens=1200))
-    decision = await decide(Problem(prompt="6 * 2?"), Context(backend, ledger, random.Random(0)), PROFILE)
+    decision = await decide(Problem(prompt="6 * 2?"), Run(backend, ledger, random.Random(0)), PROFILE)
     assert decision.difficulty == difficulty
     assert (decision.strategy["name"], decision.strategy["n"]) == picked
     assert len(decision.probe_answers) == 4

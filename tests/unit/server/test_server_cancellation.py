@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import asyncio
 
+from server_helpers import answers, chat
+
 from ponder.server import ServerSettings
 from ponder.server.app import _until_disconnected
+from ponder.server.errors import to_api_error
 from ponder.server.metrics import Metrics
 from ponder.server.plan import make_plan
 from ponder.server.schemas import ChatCompletionRequest
 from ponder.server.service import Service
 from ponder.server.streaming import sse_events
-from ponder.server.errors import to_api_error
-
-from server_helpers import answers, chat
-
 
 LONG = "x" * 2000
 

@@ -9,11 +9,10 @@ from collections import Counter
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from server_helpers import answers, chat
 from starlette.testclient import TestClient
 
 from ponder.server import ServerSettings, create_app
-
-from server_helpers import answers, chat
 
 APP = create_app(ServerSettings(caps={"generated_tokens": 4096, "model_calls": 64}), backend=answers("12"))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)

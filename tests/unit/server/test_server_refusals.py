@@ -7,9 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from server_helpers import answers, chat, client
-
 
 CASES: list[tuple[str, Any, int, str | None, str]] = [
     ("malformed json", b'{"model": "ponder", "messages": [', 400, "body", "not valid JSON"),

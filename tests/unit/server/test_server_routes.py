@@ -6,9 +6,7 @@ import asyncio
 import json
 
 import pytest
-
 from server_helpers import answers, chat, client
-
 
 
 async def test_chat_completion_splits_reasoning_from_answer_and_reports_usage() -> None:

@@ -10,12 +10,12 @@ from ponder.backends.scripted import ScriptedBackend, ScriptedSample
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
-from ponder.strategies import Context
+from ponder.runtime import Run
 from ponder.verifiers.base import Score, Verifier
 
 
-def scripted_context(samples: Sequence[ScriptedSample | str], budget: Budget | None = None) -> Context:
-    return Context(
+def scripted_context(samples: Sequence[ScriptedSample | str], budget: Budget | None = None) -> Run:
+    return Run(
         backend=ScriptedBackend.from_script(samples),
         ledger=Ledger(budget or Budget()),
         rng=random.Random(0),
@@ -27,5 +27,5 @@ class TableVerifier(Verifier):
 
     table: tuple[float | None, ...]
 
-    async def _score(self, problem: Problem, candidates: Sequence[Candidate], ctx: Context) -> list[Score]:
+    async def _score(self, problem: Problem, candidates: Sequence[Candidate], ctx: Run) -> list[Score]:
         return [Score(self.table[c.index]) for c in candidates]

@@ -16,7 +16,8 @@ from ponder.core.generation import GenerationRequest
 from ponder.core.problem import Problem
 from ponder.core.result import Result
 from ponder.errors import BadRequestError
-from ponder.strategies import BudgetForcing, Context, SamplingConfig, strategies
+from ponder.runtime import Run
+from ponder.strategies import BudgetForcing, SamplingConfig, strategies
 
 PROBLEM = Problem(prompt="What is 3 + 4?")
 
@@ -32,7 +33,7 @@ async def run(
     **fields: object,
 ) -> tuple[Result, ScriptedBackend]:
     backend = ScriptedBackend(handler)
-    ctx = Context(backend=backend, ledger=Ledger(budget or Budget()), rng=random.Random(0))
+    ctx = Run(backend=backend, ledger=Ledger(budget or Budget()), rng=random.Random(0))
     result = await BudgetForcing(**fields).run(PROBLEM, ctx)
     return result, backend
 

@@ -13,7 +13,7 @@ from ponder.backends.scripted import ScriptedBackend
 from ponder.budgets import Budget, Ledger
 from ponder.core.thinking import ThinkingFormat
 from ponder.errors import BackendError
-from ponder.strategies.base import Context
+from ponder.runtime import Run
 from ponder.strategies.cot_judge import JudgeQueue, ThoughtJudge, ThoughtLog
 from ponder.strategies.cot_probe import Probe, ProbeWindow
 from ponder.verifiers.answers import AnswerExtractor
@@ -88,7 +88,7 @@ class _CountingJudge(ThoughtJudge):
 
     _batches: list[list[str]] = PrivateAttr(default_factory=list)
 
-    async def verdicts(self, prompts: list[str], ctx: Context) -> list[Score]:
+    async def verdicts(self, prompts: list[str], ctx: Run) -> list[Score]:
         self._batches.append(list(prompts))
         await asyncio.sleep(0)
         if "fail" in prompts:
@@ -96,8 +96,8 @@ class _CountingJudge(ThoughtJudge):
         return [Score(len(p) / 10) for p in prompts]
 
 
-def _context() -> Context:
-    return Context(ScriptedBackend.from_script([]), Ledger(Budget()), random.Random(0))
+def _context() -> Run:
+    return Run(ScriptedBackend.from_script([]), Ledger(Budget()), random.Random(0))
 
 
 async def test_questions_asked_in_one_turn_go_out_as_one_batch_and_come_back_in_order() -> None:

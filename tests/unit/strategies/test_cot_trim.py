@@ -17,8 +17,9 @@ from ponder.core.generation import GenerationRequest
 from ponder.core.problem import Problem
 from ponder.core.result import Result
 from ponder.errors import BadRequestError
+from ponder.runtime import Run
 from ponder.strategies import CoTTrim, SamplingConfig, strategies
-from ponder.strategies.base import DEFAULT_SYSTEM_PROMPT, Context
+from ponder.strategies.base import DEFAULT_SYSTEM_PROMPT
 from ponder.strategies.cot_judge import PATTERNS, ThoughtJudge
 from ponder.strategies.cot_probe import ProbeExit
 
@@ -88,7 +89,7 @@ async def run(
     backend: TrimBackend, budget: Budget | None = None, **fields: object
 ) -> Result:
     fields = {"n": 1, "sampling": LONG, "probe": None, "judge": None, **fields}
-    ctx = Context(backend=backend, ledger=Ledger(budget or Budget()), rng=random.Random(0))
+    ctx = Run(backend=backend, ledger=Ledger(budget or Budget()), rng=random.Random(0))
     return await CoTTrim(**fields).run(PROBLEM, ctx)
 
 
@@ -266,7 +267,7 @@ async def test_judge_questions_of_chains_at_the_same_thought_go_out_together() -
 async def test_one_chain_in_one_trimmed_chain_out() -> None:
     backend = TrimBackend([thinking_chain(REASONING, 0.002)], verdict=yes_for("overthinking",
                                                                              THOUGHTS[1]))
-    ctx = Context(backend=backend, ledger=Ledger(Budget()), rng=random.Random(0))
+    ctx = Run(backend=backend, ledger=Ledger(Budget()), rng=random.Random(0))
     trimmer = CoTTrim(sampling=LONG, probe=None, judge=ThoughtJudge()).trimmer()
     chain = await trimmer.trim(PROBLEM, backend.render(PROBLEM, DEFAULT_SYSTEM_PROMPT), ctx)
     assert chain is not None and chain.ended_by == "overthinking"

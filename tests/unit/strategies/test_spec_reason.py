@@ -18,7 +18,8 @@ from ponder.core.generation import GenerationRequest, GenerationState
 from ponder.core.problem import Problem
 from ponder.core.thinking import ThinkingFormat
 from ponder.errors import BadRequestError
-from ponder.strategies import Context, SamplingConfig, SpecReason, strategies
+from ponder.runtime import Run
+from ponder.strategies import SamplingConfig, SpecReason, strategies
 from ponder.strategies.step_generators import (
     DEFAULT_JUDGE_INSTRUCTION,
     Prefix,
@@ -94,9 +95,9 @@ class Shifted(Backend):
             yield
 
 
-def context(base: ScriptedBase, budget: Budget | None = None, block_size: int = 1) -> Context:
+def context(base: ScriptedBase, budget: Budget | None = None, block_size: int = 1) -> Run:
     backend = ScriptedBackend(base, block_size=block_size)
-    return Context(backend, Ledger(budget or Budget()), random.Random(0))
+    return Run(backend, Ledger(budget or Budget()), random.Random(0))
 
 
 def spec(draft: Backend | None, threshold: float = 7.0, **options: object) -> SpecReason:
@@ -182,7 +183,7 @@ async def test_the_rated_step_drops_a_closing_end_of_sequence() -> None:
 
     draft = EndsWithBar.from_script(["Answer: 12|"])
     base = EndsWithBar(ScriptedBase(ratings=["9"]))
-    ctx = Context(base, Ledger(Budget()), random.Random(0))
+    ctx = Run(base, Ledger(Budget()), random.Random(0))
     result = await spec(draft).run(PROBLEM, ctx)
     assert _text(base.requests[0]).startswith(_text(draft.requests[0]) + "Answer: 12\nuser:")
     assert result.candidates[0].text == "Answer: 12|"  # the chain keeps what was written

@@ -21,7 +21,7 @@ from ponder.backends.scripted import ScriptedBackend
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
-from ponder.strategies import Context
+from ponder.runtime import Run
 from ponder.verifiers.base import Score, verifiers
 from ponder.verifiers.code import CodeTests, extract_program
 
@@ -39,8 +39,8 @@ def sandbox_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     assert list(root.iterdir()) == [], "a sandbox directory was left behind"
 
 
-def _context() -> Context:
-    return Context(backend=ScriptedBackend.from_script([]), ledger=Ledger(Budget()),
+def _context() -> Run:
+    return Run(backend=ScriptedBackend.from_script([]), ledger=Ledger(Budget()),
                    rng=random.Random(0))
 
 

@@ -15,7 +15,7 @@ from ponder.budgets import Budget, Ledger
 from ponder.core.generation import GenerationRequest, GenerationState
 from ponder.core.problem import Message, Problem
 from ponder.core.result import Candidate
-from ponder.strategies import Context
+from ponder.runtime import Run
 from ponder.verifiers.base import Verifier, verifiers
 from ponder.verifiers.judge import LLMJudge, StepJudge
 from ponder.verifiers.judge_scoring import digit_score, yes_no_score
@@ -148,8 +148,8 @@ class VerdictBackend(ScriptedBackend):
         return state
 
 
-def _context(backend: ScriptedBackend, budget: Budget | None = None) -> Context:
-    return Context(backend, Ledger(budget or Budget()), random.Random(0))
+def _context(backend: ScriptedBackend, budget: Budget | None = None) -> Run:
+    return Run(backend, Ledger(budget or Budget()), random.Random(0))
 
 
 def _candidates(*texts: str) -> list[Candidate]:

@@ -19,7 +19,7 @@ from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Message, Problem
 from ponder.core.result import Candidate
 from ponder.errors import BackendError, BadRequestError
-from ponder.strategies import Context
+from ponder.runtime import Run
 from ponder.verifiers.base import verifiers
 from ponder.verifiers.prm import (
     Pooled,
@@ -239,8 +239,8 @@ def client(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     return fake
 
 
-def _context(budget: Budget | None = None) -> Context:
-    return Context(ScriptedBackend.from_script([]), Ledger(budget or Budget()), random.Random(0))
+def _context(budget: Budget | None = None) -> Run:
+    return Run(ScriptedBackend.from_script([]), Ledger(budget or Budget()), random.Random(0))
 
 
 def _candidates(*texts: str) -> list[Candidate]:

@@ -7,11 +7,12 @@ import random
 from ponder.backends.scripted import ScriptedBackend
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
-from ponder.strategies import BestOfN, Context
+from ponder.runtime import Run
+from ponder.strategies import BestOfN
 
 
-def _context(script: list[str]) -> Context:
-    return Context(ScriptedBackend.from_script(script), Ledger(Budget()), random.Random(0))
+def _context(script: list[str]) -> Run:
+    return Run(ScriptedBackend.from_script(script), Ledger(Budget()), random.Random(0))
 
 
 async def test_best_of_n_with_the_reference_picks_a_correct_chain() -> None:

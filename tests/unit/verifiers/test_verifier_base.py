@@ -11,7 +11,7 @@ from ponder.backends.scripted import ScriptedBackend
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
-from ponder.strategies import Context
+from ponder.runtime import Run
 from ponder.verifiers.base import Score, Verifier
 
 PROBLEM = Problem(prompt="q")
@@ -24,7 +24,7 @@ ASKED: list[list[str]] = []
 class CountingVerifier(Verifier):
     """Scores by text length and records each batch it scores in ``ASKED``."""
 
-    async def _score(self, problem: Problem, candidates: Sequence[Candidate], ctx: Context) -> list[Score]:
+    async def _score(self, problem: Problem, candidates: Sequence[Candidate], ctx: Run) -> list[Score]:
         ASKED.append([c.text for c in candidates])
         return [Score(len(c.text) / 10) for c in candidates]
 
@@ -34,8 +34,8 @@ def _fresh_record() -> None:
     ASKED.clear()
 
 
-def _context(budget: Budget | None = None) -> Context:
-    return Context(ScriptedBackend.from_script([]), Ledger(budget or Budget()), random.Random(0))
+def _context(budget: Budget | None = None) -> Run:
+    return Run(ScriptedBackend.from_script([]), Ledger(budget or Budget()), random.Random(0))
 
 
 def _candidates(*texts: str) -> list[Candidate]:
