@@ -25,7 +25,7 @@ from types import SimpleNamespace
 import arithmetic
 
 from ponder.api import asolve
-from ponder.backends.vllm_engine import VllmBackend
+from ponder.backends.pool import engines
 from ponder.strategies import BudgetForcing
 from ponder.verifiers import grade
 
@@ -33,7 +33,7 @@ MODES = ("in_engine", "round_trip")
 
 
 async def compare(args: argparse.Namespace) -> None:
-    engine = await VllmBackend.shared()
+    engine = await engines.backend("embedded")
     totals: dict[str, dict[str, float]] = {mode: defaultdict(float) for mode in MODES}
     for number, problem in enumerate(arithmetic.problems(args.problems)):
         order = MODES if number % 2 == 0 else MODES[::-1]
@@ -88,7 +88,7 @@ def processor_cost(rows: int = 64, steps: int = 200) -> None:
     from vllm import SamplingParams
     from vllm.v1.sample.logits_processor import BatchUpdate
 
-    from ponder.backends.forcing import FORCING_KEY, ForcingArgs
+    from ponder.core.forcing import FORCING_KEY, ForcingArgs
     from ponder.backends.logits_processors import BudgetForcingProcessor
 
     vocab = 49152

@@ -17,6 +17,7 @@ import random
 import statistics
 import time
 
+from ponder.backends.pool import engines
 from ponder.backends.vllm_engine import VllmBackend
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
@@ -80,7 +81,7 @@ def describe(timings: list[Timing]) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    backend = await VllmBackend.shared()
+    backend = await engines.backend("embedded")
     judge = JUDGES[args.judge]()
     rng = random.Random(0)
     await batched(judge, backend, *paths(4, rng))  # warm-up: first-call costs

@@ -47,6 +47,7 @@ from self_consistency_ceiling import ceiling_round
 from ponder.api import asolve
 from ponder.backends.base import Backend
 from ponder.backends.openai_backend import OpenAIBackend
+from ponder.backends.pool import engines
 from ponder.backends.vllm_engine import VllmBackend
 from ponder.core.problem import Problem
 from ponder.models.embedded import prepare_embedded_model
@@ -301,7 +302,7 @@ async def benchmark(
     out.mkdir(parents=True, exist_ok=True)
     rows = await server_phase(settings, problems, out, peers_python)
     own = engine is None
-    engine = engine or await VllmBackend.shared()
+    engine = engine or await engines.backend("embedded")
     try:
         rows += await engine_phase(settings, problems, engine)
     finally:

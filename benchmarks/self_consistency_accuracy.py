@@ -17,13 +17,13 @@ import os
 import arithmetic
 
 from ponder.api import asolve
-from ponder.backends.vllm_engine import VllmBackend
+from ponder.backends.pool import engines
 from ponder.strategies import SelfConsistency
 from ponder.verifiers import grade
 
 
 async def main(args: argparse.Namespace) -> None:
-    backend = await VllmBackend.shared()
+    backend = await engines.backend("embedded")
     problems = arithmetic.problems(args.problems)
     strategy = SelfConsistency(n=args.n)
     results = await asyncio.gather(*(asolve(p, strategy=strategy, backend=backend) for p in problems))

@@ -21,6 +21,7 @@ import time
 import arithmetic
 
 from ponder.api import asolve
+from ponder.backends.pool import engines
 from ponder.backends.vllm_engine import VllmBackend
 from ponder.core.problem import Problem
 from ponder.strategies import SamplingConfig, SelfConsistency
@@ -57,7 +58,7 @@ async def ponder_round(backend: VllmBackend, strategy: SelfConsistency, problems
 
 
 async def main(args: argparse.Namespace) -> None:
-    backend = await VllmBackend.shared(stream_interval=args.stream_interval)
+    backend = await engines.backend({"kind": "vllm", "stream_interval": args.stream_interval})
     strategy = SelfConsistency(n=args.n, sampling=SamplingConfig(max_tokens=args.max_tokens))
     problems = arithmetic.problems(args.problems)
     await ceiling_round(backend, strategy, problems[:1])  # warm-up: first-call costs

@@ -30,6 +30,7 @@ import psutil
 import uvicorn
 
 from ponder.api import asolve
+from ponder.backends.pool import engines
 from ponder.backends.vllm_engine import VllmBackend
 from ponder.server import ServerSettings, create_app
 
@@ -111,7 +112,7 @@ async def load(client: openai.AsyncOpenAI, clients: int, load_s: float, drain_s:
 
 
 async def main(args: argparse.Namespace) -> None:
-    backend = await VllmBackend.shared()
+    backend = await engines.backend("embedded")
     port = _free_port()
     settings = ServerSettings(per_key_concurrency=4 * args.load_clients)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, backend=backend), host="127.0.0.1",
@@ -146,7 +147,7 @@ async def main(args: argparse.Namespace) -> None:
         await client.close()
         server.should_exit = True
         await serving
-        await VllmBackend.close_shared()
+        await engines.close()
 
 
 if __name__ == "__main__":

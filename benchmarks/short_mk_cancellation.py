@@ -31,6 +31,7 @@ from collections.abc import Callable
 import arithmetic
 
 from ponder.api import asolve
+from ponder.backends.pool import engines
 from ponder.backends.vllm_engine import VllmBackend
 from ponder.core.generation import GenerationRequest, GenerationState
 from ponder.strategies import ShortMK
@@ -66,7 +67,7 @@ class RecordingBackend(VllmBackend):
 
 
 async def main(args: argparse.Namespace) -> None:
-    engine = await VllmBackend.shared()
+    engine = await engines.backend("embedded")
     for m in (1, 3):
         backend = RecordingBackend(engine)
         strategy = ShortMK(k=args.k, m=m, system_prompt=args.system_prompt)

@@ -1,20 +1,21 @@
 """The Python entry points: ``await asolve(...)`` at the core, ``solve(...)`` a thin sync wrapper.
 
 The sync wrapper runs every call on one long-lived event loop, because the in-process engine
-belongs to the loop that started it: a fresh ``asyncio.run`` per call would strand it.
+belongs to the loop that started it: a fresh ``asyncio.run`` per call would strand it. Engines
+and clients come from the process's engine pool, so repeated calls with one backend config
+share one engine or client; ``shutdown()`` closes them all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from ponder.backends.base import Backend
-from ponder.backends.factory import build_backend
+from ponder.backends.pool import engines
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.registry import describe_validation_error
@@ -70,7 +71,7 @@ async def asolve(
     problem = coerce_problem(problem)
     strategy_obj = strategies.build(strategy)
     limits = build_budget(budget)
-    engine = await build_backend(backend)
+    engine = await engines.backend(backend)
     ctx = Run(backend=engine, ledger=Ledger(limits), rng=random.Random(seed))
     started = time.perf_counter()
     result = await strategy_obj.run(problem, ctx)
@@ -93,13 +94,21 @@ def solve(problem: Problem | str | Mapping[str, Any], **options: Any) -> Result:
 
 
 def shutdown() -> None:
-    """Stop the engines ``solve`` started and its event loop (at exit, or to free memory)."""
+    """Close every engine and client in the process's pool (in-process vLLM engines, PRM
+    engines, HTTP clients) and ``solve``'s event loop: at exit, or to free memory. Inside an
+    event loop, ``await ponder.backends.pool.engines.close()`` instead."""
     global _runner
-    if _runner is None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise BadRequestError(
+            "shutdown() was called inside a running event loop; use "
+            "`await ponder.backends.pool.engines.close()`"
+        )
+    runner, _runner = _runner, None
+    if runner is None and len(engines) == 0:
         return
-    if "ponder.backends.vllm_engine" in sys.modules:
-        from ponder.backends.vllm_engine import VllmBackend
-
-        _runner.run(VllmBackend.close_shared())
-    _runner.close()
-    _runner = None
+    with runner or asyncio.Runner() as loop:
+        loop.run(engines.close())

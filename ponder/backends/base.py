@@ -95,6 +95,11 @@ class Backend(abc.ABC):
         """Fill ``state`` in place, yielding after each update (at least once). Must abort the
         engine request when closed early (GeneratorExit / CancelledError)."""
 
+    @property
+    def alive(self) -> bool:
+        """False once closed or once its engine died: the engine pool then builds a new one."""
+        return True
+
     async def close(self) -> None:
         """Release the engine or connection. Idempotent."""
 

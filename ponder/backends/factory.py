@@ -1,8 +1,14 @@
-"""Build a backend from what a user or a config names: a model, a config mapping, or an object."""
+"""What a user or a config names as a backend: a model name or a config mapping, checked and
+turned into the key the engine pool files it under, and the backend built from it.
+
+Building is the pool's job (``ponder.backends.pool.engines.backend(spec)``): every other
+caller gets the pool's backend, so one config means one engine or client per process.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,29 +19,50 @@ from ponder.errors import BadRequestError, UnknownNameError
 
 BACKEND_KINDS = ("vllm", "openai")
 
+BackendSpec = Mapping[str, Any] | str
+"""A model name for the in-process engine ('embedded', a local folder, a hub name) or a
+config mapping with ``kind`` (default 'vllm')."""
 
-async def build_backend(spec: Backend | Mapping[str, Any] | str) -> Backend:
-    """``spec`` is a Backend (used as is), a model name for the in-process engine
-    ('embedded', a local folder, a hub name), or a config mapping with ``kind``."""
-    if isinstance(spec, Backend):
-        return spec
+
+def backend_key(spec: BackendSpec) -> Hashable:
+    """The pool's key for ``spec``: its ``VllmConfig`` for the in-process engine (so a name and
+    the mapping that means the same engine share it), its settings for a server's client.
+    A bad config fails here, before anything is built."""
+    kind, settings = _kind_and_settings(spec)
+    if kind == "vllm":
+        return _vllm_config(settings)
+    return (kind, json.dumps(settings, sort_keys=True, default=repr))
+
+
+async def open_backend(spec: BackendSpec) -> Backend:
+    """A new backend for ``spec``, owned by the caller (the pool)."""
+    kind, settings = _kind_and_settings(spec)
+    if kind == "vllm":
+        from ponder.backends.vllm_engine import VllmBackend
+
+        return await VllmBackend.start(_vllm_config(settings))
+    from ponder.backends.openai_backend import OpenAIBackend
+
+    try:
+        return OpenAIBackend(**settings)
+    except TypeError as exc:
+        raise BadRequestError(f"backend: {exc}") from None
+
+
+def _kind_and_settings(spec: BackendSpec) -> tuple[str, dict[str, Any]]:
     if isinstance(spec, str):
         spec = {"kind": "vllm", "model": spec}
     settings = {k: v for k, v in dict(spec).items() if v is not None}
     kind = settings.pop("kind", "vllm")
-    if kind == "vllm":
-        from ponder.backends.vllm_engine import VllmBackend, VllmConfig
+    if kind not in BACKEND_KINDS:
+        raise UnknownNameError("backend kind", str(kind), BACKEND_KINDS)
+    return kind, settings
 
-        try:
-            config = VllmConfig(**settings)
-        except ValidationError as exc:
-            raise BadRequestError(describe_validation_error("backend", exc)) from None
-        return await VllmBackend.shared(config)
-    if kind == "openai":
-        from ponder.backends.openai_backend import OpenAIBackend
 
-        try:
-            return OpenAIBackend(**settings)
-        except TypeError as exc:
-            raise BadRequestError(f"backend: {exc}") from None
-    raise UnknownNameError("backend kind", str(kind), BACKEND_KINDS)
+def _vllm_config(settings: dict[str, Any]) -> Any:
+    from ponder.backends.vllm_engine import VllmConfig
+
+    try:
+        return VllmConfig(**settings)
+    except ValidationError as exc:
+        raise BadRequestError(describe_validation_error("backend", exc)) from None

@@ -1,6 +1,6 @@
 """vLLM v1 logits processors that ponder registers at engine start (``VllmConfig``).
 
-``BudgetForcingProcessor`` runs ``ponder.backends.forcing.ChainRule`` for every request whose
+``BudgetForcingProcessor`` runs ``ponder.core.forcing.ChainRule`` for every request whose
 ``SamplingParams.extra_args`` carry ``FORCING_KEY``, so budget forcing needs no stop-and-
 resubmit round trip. vLLM builds one instance per engine and hands it every request: rows
 without the key cost a dict lookup when they join the batch and nothing per step (``apply``
@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
-from ponder.backends.forcing import FORCING_KEY, ChainRule, Force, ForcingArgs, Redirect
+from ponder.core.forcing import FORCING_KEY, ChainRule, Force, ForcingArgs, Redirect
 
 if TYPE_CHECKING:
     from vllm import SamplingParams

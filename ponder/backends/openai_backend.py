@@ -260,7 +260,12 @@ class OpenAIBackend(HuggingFaceTokenization, Backend):
             return BackendError(f"{where} failed the request: {message}")
         return BackendError(f"{self.base_url} failed the request: {exc.message}")
 
+    @property
+    def alive(self) -> bool:
+        return not self._closed
+
     async def close(self) -> None:
+        """Close the HTTP client and its connections. Idempotent."""
         if self._closed:
             return
         self._closed = True

@@ -1,5 +1,6 @@
-"""In-process vLLM (``AsyncLLM``): the fast path. One engine per process, shared by every
-request and strategy, prefix caching on, requests submitted as token ids.
+"""In-process vLLM (``AsyncLLM``): the fast path. One engine per process and config, shared by
+every request and strategy through the engine pool (``ponder.backends.pool``), prefix caching
+on, requests submitted as token ids.
 
 On a machine without a GPU the CPU build of vLLM is used with settings measured to matter
 there (all cores bound to compute, float32, eager mode, a 2 GiB KV cache); each is a default
@@ -19,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.backends.base import Backend
-from ponder.backends.forcing import FORCING_KEY
+from ponder.core.forcing import FORCING_KEY
 from ponder.backends.tokenization import HuggingFaceTokenization
 from ponder.core.generation import Completion, FinishReason, GenerationRequest, GenerationState
 from ponder.errors import BackendDeadError, BackendError, BadRequestError, PonderError
@@ -128,11 +129,10 @@ def apply_cpu_environment(config: VllmConfig) -> None:
 
 
 class VllmBackend(HuggingFaceTokenization, Backend):
-    """A ``Backend`` over an in-process ``AsyncLLM``. Build it with ``await VllmBackend.start()``
-    (or ``VllmBackend.shared()`` to reuse the process's engine)."""
+    """A ``Backend`` over an in-process ``AsyncLLM``. The engine pool holds the process's
+    (``await engines.backend("embedded")``); ``await VllmBackend.start()`` starts a private one."""
 
     name = "vllm"
-    _shared: dict[VllmConfig, VllmBackend] = {}
 
     def __init__(self, engine: Any, tokenizer: Any, config: VllmConfig, on_cpu: bool) -> None:
         super().__init__()
@@ -184,16 +184,6 @@ class VllmBackend(HuggingFaceTokenization, Backend):
         except Exception as exc:  # engine start-up failures surface as assorted types
             raise BackendDeadError(f"could not start vLLM for model {config.model!r}: {exc}") from exc
         return cls(engine, tokenizer, config, on_cpu)
-
-    @classmethod
-    async def shared(cls, config: VllmConfig | None = None, **overrides: Any) -> VllmBackend:
-        """The process's engine for this config, started on first use: one engine per process."""
-        config = (config or VllmConfig()).model_copy(update=overrides)
-        backend = cls._shared.get(config)
-        if backend is None or backend._closed or backend.engine.errored:
-            backend = await cls.start(config)
-            cls._shared[config] = backend
-        return backend
 
     # -- generation ---------------------------------------------------------------------------
     def _sampling_params(self, request: GenerationRequest) -> Any:
@@ -264,20 +254,14 @@ class VllmBackend(HuggingFaceTokenization, Backend):
     def _mark_closed(self) -> None:
         self._closed = True
 
+    @property
+    def alive(self) -> bool:
+        return not self._closed and not self.engine.errored
+
     async def close(self) -> None:
-        if self._closed:
-            return
+        """Shut the engine down (also one that died). Idempotent."""
         self._closed = True
         shutdown_engine(self.engine)
-        for key, backend in list(self._shared.items()):
-            if backend is self:
-                del self._shared[key]
-
-    @classmethod
-    async def close_shared(cls) -> None:
-        """Shut down every engine ``shared`` started."""
-        for backend in list(cls._shared.values()):
-            await backend.close()
 
 
 _FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "aborted"}

@@ -3,9 +3,10 @@
 The in-process vLLM engine belongs to the event loop that started it, so every job of a
 process runs on one long-lived loop. Hydra's basic launcher runs a sweep's jobs one after
 another in one process: a job whose backend config equals the last one's reuses its engine
-(no second start-up); one with another config closes the old engine first, so one engine at
-most is alive. Launchers that run jobs in worker processes (joblib, submitit, Ray) get one
-engine per worker, closed when its job ends.
+(no second start-up); one with another config closes the process's engine pool first (the
+old engine and every engine or client a verifier used), so one engine at most is alive.
+Launchers that run jobs in worker processes (joblib, submitit, Ray) get one engine per worker,
+closed when its job ends.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
 from ponder.backends.base import Backend
-from ponder.backends.factory import build_backend
-from ponder.backends.vllm_engine import VllmBackend
-from ponder.verifiers.prm import PrmEngine
+from ponder.backends.pool import engines
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,19 +42,17 @@ class EngineHost:
         if self._backend is not None and dict(spec) == self._spec:
             return self._backend, True
         await self.release()
-        self._backend = await build_backend(spec)
+        self._backend = await engines.backend(spec)
         self._spec = dict(spec)
         return self._backend, False
 
     async def release(self) -> None:
-        """Close the backend and every engine a verifier started (a judge on another model,
-        a PRM); the next job builds its own."""
+        """Close the pool: the backend and every engine or client a verifier used (a judge
+        on another model, a PRM); the next job builds its own."""
         backend, self._backend, self._spec = self._backend, None, None
         if backend is not None:
             log.info("closing the %s backend", backend.name)
-            await backend.close()
-        await VllmBackend.close_shared()
-        await PrmEngine.close_shared()
+        await engines.close()
 
     def close(self) -> None:
         """Release the backend and close the loop. Idempotent."""

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ponder.backends.base import Backend
+from ponder.backends.pool import engines
 from ponder.server import errors
 from ponder.server.errors import ApiError
 from ponder.server.limits import BodyLimit, KeyLimiter, authenticate
@@ -47,7 +48,8 @@ def create_app(
     backend_spec: Mapping[str, Any] | str = "embedded",
 ) -> FastAPI:
     """The app. With ``backend`` it serves that one (tests pass a scripted backend); otherwise
-    it builds ``backend_spec`` when it starts and closes it when it stops."""
+    it takes ``backend_spec`` from the engine pool when it starts. When it stops it closes the
+    pool: that backend and every engine or client requests used (a judge's, a PRM's)."""
     settings = settings or ServerSettings()
     metrics = Metrics()
     limiter = KeyLimiter(settings.per_key_concurrency)
@@ -57,18 +59,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        owned = "service" not in state
-        if owned:
-            from ponder.backends.factory import build_backend
-
-            state["service"] = Service(await build_backend(backend_spec), settings, metrics)
+        if "service" not in state:
+            state["service"] = Service(await engines.backend(backend_spec), settings, metrics)
         try:
             yield
         finally:  # uvicorn has let in-flight requests finish or cut them; cancel what is left
-            service = state["service"]
-            await service.cancel_all()
-            if owned:
-                await service.backend.close()
+            await state["service"].cancel_all()
+            await engines.close()
 
     app = FastAPI(title="ponder", summary="Budget-aware test-time compute, OpenAI-compatible.",
                   lifespan=lifespan, responses=_ERRORS)

@@ -21,35 +21,27 @@ positions, batching, budget, aggregation) runs end to end on a machine with no h
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import itertools
-import logging
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-import httpx
 from pydantic import Field, model_validator
 
-from ponder.backends.vllm_engine import (
-    VllmConfig,
-    apply_cpu_environment,
-    engine_errors,
-    engine_on_cpu,
-    shutdown_engine,
+from ponder.core.pooling import (
+    Pooled,
+    PoolingClient,
+    PoolingEngineSettings,
+    PoolingServerSettings,
+    PoolingSettings,
 )
 from ponder.core.problem import Problem
-from ponder.core.usage import Usage
-from ponder.errors import BackendDeadError, BackendError, BadRequestError, BudgetExhaustedError
+from ponder.errors import BadRequestError, BudgetExhaustedError
 from ponder.models.registry import resolve_model
 from ponder.runtime import Run
 from ponder.verifiers.base import Score, verifiers
 from ponder.verifiers.process import ProcessVerifier
-
-log = logging.getLogger(__name__)
 
 QWEN_PRM_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 """The system turn Qwen2.5-Math-PRM was trained with."""
@@ -129,170 +121,7 @@ def step_probability(logits: Sequence[float], positive_index: int) -> float:
     return weights[positive_index] / sum(weights)
 
 
-# -- pooling clients --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Pooled:
-    rows: list[list[float]]
-    """Class logits, one row per separator token (or per token) of the prompt."""
-    prompt_tokens: int
-    cached_prompt_tokens: int = 0
-
-
-class PoolingClient(Protocol):
-    max_model_len: int
-
-    async def pool(self, prompts: list[list[int]], separator_id: int) -> list[Pooled]:
-        """Class logits for every prompt, all submitted at once."""
-        ...
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """What makes one PRM engine differ from another: one engine per process per settings."""
-
-    model_path: str
-    classifier_tokens: tuple[str, str] | None
-    max_model_len: int
-    gpu_memory_utilization: float
-
-
-class PrmEngine:
-    """An in-process ``AsyncLLM`` with the pooling runner, separate from the generator's."""
-
-    _shared: dict[EngineSettings, PrmEngine] = {}
-    _starting = asyncio.Lock()
-    """Held while an engine starts, so concurrent first uses start one engine, not several."""
-
-    def __init__(self, engine: Any, settings: EngineSettings) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.max_model_len: int = engine.model_config.max_model_len
-        self._request_ids = itertools.count()
-        self._closed = False
-
-    @classmethod
-    async def start(cls, settings: EngineSettings) -> PrmEngine:
-        from vllm.config import PoolerConfig
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        on_cpu = engine_on_cpu()
-        if on_cpu:
-            apply_cpu_environment(VllmConfig(model=settings.model_path))
-        tokens = settings.classifier_tokens
-        args = AsyncEngineArgs(
-            model=settings.model_path,
-            runner="pooling",
-            convert="auto" if tokens is None else "classify",
-            hf_overrides=(
-                None
-                if tokens is None
-                else {"classifier_from_token": list(tokens), "method": "no_post_processing"}
-            ),
-            pooler_config=PoolerConfig(tok_pooling_type="STEP"),
-            dtype="float32" if on_cpu else "auto",
-            enforce_eager=on_cpu,
-            max_model_len=settings.max_model_len,
-            gpu_memory_utilization=settings.gpu_memory_utilization,
-            disable_log_stats=True,
-        )
-        log.info("starting the PRM engine for %s", settings.model_path)
-        try:
-            engine = cls(AsyncLLM.from_engine_args(args), settings)
-        except Exception as exc:  # engine start-up failures surface as assorted types
-            raise BackendDeadError(f"could not start the PRM engine: {exc}") from exc
-        if "token_classify" not in await engine.engine.get_supported_tasks():
-            await engine.close()
-            raise BadRequestError(
-                f"model {settings.model_path!r} has no token classification head; set "
-                "classifier_tokens to read step scores from its LM head"
-            )
-        return engine
-
-    @classmethod
-    async def shared(cls, settings: EngineSettings) -> PrmEngine:
-        """The process's engine for these settings, started on first use."""
-        async with cls._starting:
-            engine = cls._shared.get(settings)
-            if engine is None or engine._closed or engine.engine.errored:
-                engine = cls._shared[settings] = await cls.start(settings)
-        return engine
-
-    async def pool(self, prompts: list[list[int]], separator_id: int) -> list[Pooled]:
-        return list(await asyncio.gather(*(self._encode(ids, separator_id) for ids in prompts)))
-
-    async def _encode(self, token_ids: list[int], separator_id: int) -> Pooled:
-        from vllm import PoolingParams
-        from vllm.inputs import TokensPrompt
-
-        if self._closed:
-            raise BackendDeadError("this PRM engine was closed")
-        # raw logits: the softmax is taken here, the same way for the engine and a server
-        params = PoolingParams(
-            task="token_classify", step_tag_id=separator_id, use_activation=False
-        )
-        prompt = TokensPrompt(prompt_token_ids=token_ids)
-        request_id = f"ponder-prm-{next(self._request_ids)}"
-        final = None
-        with engine_errors("PRM", self._mark_closed):
-            async for final in self.engine.encode(prompt, params, request_id):
-                pass
-        if final is None:
-            raise BackendError(f"PRM request {request_id} ended without output")
-        rows = final.outputs.data.tolist()
-        return Pooled(rows, len(token_ids), final.num_cached_tokens or 0)
-
-    def _mark_closed(self) -> None:
-        self._closed = True
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        shutdown_engine(self.engine)
-        if self._shared.get(self.settings) is self:
-            del self._shared[self.settings]
-
-    @classmethod
-    async def close_shared(cls) -> None:
-        for engine in list(cls._shared.values()):
-            await engine.close()
-
-
-class PoolingServer:
-    """A vLLM server's ``/pooling`` endpoint. The server decides the separator rows: start it
-    with ``--pooler-config '{"task": "token_classify", "tok_pooling_type": "STEP",
-    "step_tag_id": ID}'`` (or ALL pooling: every token's row comes back and is picked here)."""
-
-    def __init__(
-        self, base_url: str, max_model_len: int, transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.max_model_len = max_model_len
-        self._transport = transport
-
-    async def pool(self, prompts: list[list[int]], separator_id: int) -> list[Pooled]:
-        body = {"input": prompts, "task": "token_classify", "use_activation": False}
-        url = f"{self.base_url}/pooling"
-        try:
-            # no read timeout: a large batch takes long; the budget's deadline cuts it instead
-            timeout = httpx.Timeout(None, connect=10.0)
-            async with httpx.AsyncClient(transport=self._transport, timeout=timeout) as client:
-                response = await client.post(url, json=body)
-        except httpx.TransportError as exc:
-            raise BackendError(f"cannot reach the PRM server at {url}: {exc!r}") from exc
-        if response.status_code >= 400:
-            detail = response.text
-            error = BadRequestError if response.status_code < 500 else BackendError
-            raise error(f"the PRM server at {url} answered {response.status_code}: {detail}")
-        items = sorted(response.json()["data"], key=lambda item: item["index"])
-        if len(items) != len(prompts) or any(
-            rows and not isinstance(rows[0], list) for rows in (item["data"] for item in items)
-        ):
-            raise BackendError(f"the PRM server at {url} did not return per-token rows per prompt")
-        return [Pooled(item["data"], len(ids)) for item, ids in zip(items, prompts)]
-
-
+# -- the connection ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PrmConnection:
     client: PoolingClient
@@ -379,31 +208,33 @@ class ProcessRewardModel(ProcessVerifier):
                 raise ValueError(f"positive_index must be 0 or 1 with two tokens, got {index}")
         return self
 
-    def engine_settings(self) -> EngineSettings:
-        return EngineSettings(
+    def pooling_settings(self) -> PoolingSettings:
+        """What the engine pool builds the pooling client from: one per settings."""
+        if self.kind == "server":
+            return PoolingServerSettings(self.base_url or "", self.max_model_len)
+        return PoolingEngineSettings(
             resolve_model(self.model),
             self.classifier_tokens,
             self.max_model_len,
             self.gpu_memory_utilization,
         )
 
-    async def connect(self) -> PrmConnection:
-        """The engine (started on first use) or server, after checking the separator and the
-        classifier tokens against the PRM's vocabulary, so a bad one fails before any start."""
+    async def connect(self, ctx: Run) -> PrmConnection:
+        """The pooling client from the run's pool (an engine started on first use, or a
+        server's client), after checking the separator and the classifier tokens against the
+        PRM's vocabulary, so a bad one fails before any start."""
         tokenizer = load_tokenizer(resolve_model(self.model))
         separator_id = separator_token_id(tokenizer, self.step_separator, self.model)
-        if self.kind == "server":
-            server = PoolingServer(self.base_url or "", self.max_model_len)
-            return PrmConnection(server, tokenizer, separator_id)
-        vocabulary = tokenizer.get_vocab()
-        for token in self.classifier_tokens or ():
-            if token not in vocabulary:
-                raise BadRequestError(
-                    f"classifier_tokens: {token!r} is not in the vocabulary of model "
-                    f"{self.model!r} (byte-level BPE spells ' Yes' as 'ĠYes')"
-                )
-        engine = await PrmEngine.shared(self.engine_settings())
-        return PrmConnection(engine, tokenizer, separator_id)
+        if self.kind == "in_process":
+            vocabulary = tokenizer.get_vocab()
+            for token in self.classifier_tokens or ():
+                if token not in vocabulary:
+                    raise BadRequestError(
+                        f"classifier_tokens: {token!r} is not in the vocabulary of model "
+                        f"{self.model!r} (byte-level BPE spells ' Yes' as 'ĠYes')"
+                    )
+        client = await ctx.pool.pooling(self.pooling_settings())
+        return PrmConnection(client, tokenizer, separator_id)
 
     def messages(self, problem: Problem) -> list[dict[str, str]]:
         """The chat before the steps: the PRM's system turn and the problem's last user turn
@@ -417,7 +248,7 @@ class ProcessRewardModel(ProcessVerifier):
     async def _score_steps(
         self, problem: Problem, paths: list[list[str]], ctx: Run
     ) -> list[list[float | None] | Score]:
-        connection = await self.connect()
+        connection = await self.connect(ctx)
         limit, separator_id = connection.client.max_model_len, connection.separator_id
         messages = self.messages(problem)
         prompts = [build_prompt(connection.tokenizer, messages, s, separator_id) for s in paths]
@@ -443,28 +274,15 @@ class ProcessRewardModel(ProcessVerifier):
     async def _pool_within_budget(
         self, connection: PrmConnection, prompts: list[PrmPrompt], ctx: Run
     ) -> list[Pooled]:
-        """Pool every prompt at once, charging its tokens to the ledger (the base class charges
-        the verifier calls). Tokens sent are charged even when the budget's time runs out."""
+        """Pool every prompt at once, charging its tokens to the run (the base class charges
+        the verifier calls). Tokens sent are charged even when the budget's time runs out.
+        Raises ``BudgetExhaustedError`` naming the limit when the tokens do not fit."""
         if not prompts:
             return []
         tokens = sum(len(p.token_ids) for p in prompts)
-        with ctx.ledger.reserve(prompt_tokens=tokens) as reservation:
-            started = time.perf_counter()
-            try:
-                pooled = await asyncio.wait_for(
-                    connection.client.pool([p.token_ids for p in prompts], connection.separator_id),
-                    ctx.ledger.seconds_left(),
-                )
-            except TimeoutError:
-                seconds = time.perf_counter() - started
-                reservation.settle(Usage(prompt_tokens=tokens, wall_seconds=seconds))
-                raise
-            reservation.settle(
-                Usage(
-                    prompt_tokens=sum(p.prompt_tokens for p in pooled),
-                    cached_prompt_tokens=sum(p.cached_prompt_tokens for p in pooled),
-                    wall_seconds=time.perf_counter() - started,
-                )
+        with ctx.require(prompt_tokens=tokens, calls="none") as spending:
+            pooled = await spending.pool(
+                connection.client, [p.token_ids for p in prompts], connection.separator_id
             )
         return pooled
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from ponder.backends.factory import build_backend
+from ponder.backends.pool import engines
 from ponder.backends.vllm_engine import VllmBackend
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
@@ -96,7 +96,7 @@ async def test_how_often_the_judge_ranks_the_correct_answer_higher(
 
 
 async def test_a_judge_named_by_model_reuses_the_process_engine(engine: VllmBackend) -> None:
-    assert await build_backend("embedded") is engine
+    assert await engines.backend("embedded") is engine
     judge = LLMJudge(backend="embedded")
     ctx = _context(engine)
     (score,) = await judge.score(Problem(prompt="What is 2 + 2?"), _candidates("4"), ctx)

@@ -11,13 +11,15 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from ponder.backends.pool import EnginePool, engines
+from ponder.backends.pooling import PoolingEngine
 from ponder.backends.scripted import ScriptedBackend
 from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
 from ponder.errors import BadRequestError
 from ponder.runtime import Run
-from ponder.verifiers.prm import PrmEngine, ProcessRewardModel, build_prompt, step_rows
+from ponder.verifiers.prm import ProcessRewardModel, build_prompt, step_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -32,14 +34,14 @@ PATHS = [
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def prm_engine() -> AsyncIterator[PrmEngine]:
-    engine = await PrmEngine.shared(VERIFIER.engine_settings())
+async def prm_engine() -> AsyncIterator[PoolingEngine]:
+    engine = await engines.pooling(VERIFIER.pooling_settings())
     yield engine
     await engine.close()
 
 
-def _context() -> Run:
-    return Run(ScriptedBackend.from_script([]), Ledger(Budget()), random.Random(0))
+def _context(pool: EnginePool | None = None) -> Run:
+    return Run(ScriptedBackend.from_script([]), Ledger(Budget()), random.Random(0), pool=pool)
 
 
 def _candidates(*texts: str) -> list[Candidate]:
@@ -48,9 +50,10 @@ def _candidates(*texts: str) -> list[Candidate]:
     ]
 
 
-async def test_every_step_of_every_path_gets_a_probability(prm_engine: PrmEngine) -> None:
+async def test_every_step_of_every_path_gets_a_probability(prm_engine: PoolingEngine) -> None:
     ctx = _context()
     scores = await VERIFIER.score(Problem(prompt="Solve the three sums."), _candidates(*PATHS), ctx)
+    assert await ctx.pool.pooling(VERIFIER.pooling_settings()) is prm_engine  # the pool's one
     assert [len(s.steps or ()) for s in scores] == [1, 3, 4]
     for score in scores:
         assert all(step is not None and 0.0 <= step <= 1.0 for step in score.steps)
@@ -60,13 +63,15 @@ async def test_every_step_of_every_path_gets_a_probability(prm_engine: PrmEngine
     assert (spent.model_calls, spent.generated_tokens) == (0, 0)
 
 
-async def test_step_rows_are_the_per_token_rows_at_the_separators(prm_engine: PrmEngine) -> None:
+async def test_step_rows_are_the_per_token_rows_at_the_separators(
+    prm_engine: PoolingEngine,
+) -> None:
     """What STEP pooling returns is what picking the per-token rows at the step positions
     gives, even with a separator token inside the problem."""
     from vllm import PoolingParams
     from vllm.inputs import TokensPrompt
 
-    connection = await VERIFIER.connect()
+    connection = await VERIFIER.connect(_context())
     problem = Problem(prompt="Add 2 and 3.\n\n")  # "\n\n" before <|im_end|> is id 1116 too
     steps = ["2 + 3 = 5.", "The answer is 5."]
     prompt = build_prompt(
@@ -89,11 +94,11 @@ async def test_step_rows_are_the_per_token_rows_at_the_separators(prm_engine: Pr
 
 
 async def test_a_separator_not_in_the_vocabulary_fails_before_anything_starts(
-    prm_engine: PrmEngine,
+    prm_engine: PoolingEngine,
 ) -> None:
     verifier = ProcessRewardModel(step_separator="<extra_0>", max_model_len=512)
-    ctx = _context()
+    ctx = _context(EnginePool())
     with pytest.raises(BadRequestError, match="'<extra_0>' is not one token of model 'embedded'"):
         await verifier.score(Problem(prompt="q"), _candidates("a\n\nb"), ctx)
-    assert verifier.engine_settings() not in PrmEngine._shared  # no engine was started for it
+    assert len(ctx.pool) == 0  # no engine was started for it
     assert (ctx.ledger.spent.prompt_tokens, ctx.ledger.spent.verifier_calls) == (0, 0)

@@ -1,12 +1,14 @@
 """The Python entry points over the scripted backend: specs in every accepted form,
-validation before any engine work, and the sync wrapper's guard."""
+validation before any engine work, the sync wrapper's guard, and backends from the pool that
+``shutdown`` closes."""
 
 from __future__ import annotations
 
 import pytest
 
-from ponder import Budget, Problem, asolve, solve
-from ponder.backends.scripted import ScriptedBackend
+from ponder import Budget, Problem, asolve, shutdown, solve
+from ponder.backends.pool import engines
+from ponder.backends.scripted import ScriptedBackend, ScriptedSample
 from ponder.errors import BadRequestError
 
 
@@ -68,3 +70,38 @@ async def test_solve_refuses_to_run_inside_an_event_loop() -> None:
 def test_solve_runs_synchronously() -> None:
     result = solve("q", strategy={"name": "self_consistency", "n": 1}, backend=ScriptedBackend.from_script(["Answer: 9"]))
     assert result.answer == "9"
+
+
+class ClosingBackend(ScriptedBackend):
+    def __init__(self) -> None:
+        super().__init__(lambda request, sample, call: ScriptedSample("Answer: 4"))
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def test_one_backend_config_builds_one_backend_and_shutdown_closes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[ClosingBackend] = []
+
+    async def open_backend(spec: object) -> ClosingBackend:
+        built.append(ClosingBackend())
+        return built[-1]
+
+    monkeypatch.setattr("ponder.backends.pool.open_backend", open_backend)
+    spec = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    for _ in range(3):
+        assert solve("q", strategy={"name": "self_consistency", "n": 1}, backend=spec).answer == "4"
+    assert len(built) == 1 and len(built[0].requests) == 3
+    shutdown()
+    assert built[0].closed and len(engines) == 0
+    solve("q", strategy={"name": "self_consistency", "n": 1}, backend=spec)
+    assert len(built) == 2  # a later call builds anew
+    shutdown()
+
+
+async def test_shutdown_inside_an_event_loop_says_what_to_await() -> None:
+    with pytest.raises(BadRequestError, match="engines.close"):
+        shutdown()

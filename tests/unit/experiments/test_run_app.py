@@ -49,7 +49,7 @@ def _build_into(built: list[tuple[dict, ArithmeticBackend]]):
 def backends(monkeypatch: pytest.MonkeyPatch) -> list[tuple[dict, ArithmeticBackend]]:
     """Every backend the app builds, with the config it was built from."""
     built: list[tuple[dict, ArithmeticBackend]] = []
-    monkeypatch.setattr("ponder.experiments.engines.build_backend", _build_into(built))
+    monkeypatch.setattr("ponder.backends.pool.open_backend", _build_into(built))
     return built
 
 
@@ -166,7 +166,7 @@ def test_an_interrupted_run_keeps_its_records_and_the_same_command_finishes_it(
     assert (summary["complete"], summary["problems"], summary["problems_total"]) == (False, 3, 5)
 
     monkeypatch.undo()
-    monkeypatch.setattr("ponder.experiments.engines.build_backend", _build_into(backends))
+    monkeypatch.setattr("ponder.backends.pool.open_backend", _build_into(backends))
     assert run(folder, *SMALL) == 0
     assert len(backends[-1][1].requests) == 2
     assert json.loads((folder / "summary.json").read_text())["complete"] is True
@@ -182,7 +182,7 @@ def test_a_sweep_over_backend_settings_closes_each_engine_before_the_next(
         closed_before_build.append([backend.closed for _, backend in backends])
         return await build(spec)
 
-    monkeypatch.setattr("ponder.experiments.engines.build_backend", build_after_checking)
+    monkeypatch.setattr("ponder.backends.pool.open_backend", build_after_checking)
     argv = ["run", "-m", *QUIET, f"hydra.sweep.dir={tmp_path}", *SMALL, "backend.max_num_seqs=8,16"]
     assert main(argv) == 0
     assert [spec["max_num_seqs"] for spec, _ in backends] == [8, 16]

@@ -1,29 +1,28 @@
 """The PRM verifier without an engine: prompts with separators, scores at the separators,
-the vocabulary checks, config validation, budget and batching over a fake pooling client."""
+the vocabulary checks, config validation, budget and batching over a fake pooling client, and
+the pooling client taken from the run's pool."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
 from pathlib import Path
 
-import httpx
 import pytest
 from omegaconf import OmegaConf
 from pydantic import ValidationError
 
+from ponder.backends.pool import EnginePool
 from ponder.backends.scripted import ScriptedBackend
 from ponder.budgets import Budget, Ledger
+from ponder.core.pooling import Pooled, PoolingEngineSettings, PoolingServerSettings
 from ponder.core.problem import Message, Problem
 from ponder.core.result import Candidate
-from ponder.errors import BackendError, BadRequestError
+from ponder.errors import BadRequestError
 from ponder.runtime import Run
 from ponder.verifiers.base import verifiers
 from ponder.verifiers.prm import (
-    Pooled,
-    PoolingServer,
     PrmConnection,
     PrmPrompt,
     ProcessRewardModel,
@@ -232,7 +231,7 @@ def _sigmoid(x: float) -> float:
 def client(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     fake = FakeClient()
 
-    async def connect(self: ProcessRewardModel) -> PrmConnection:
+    async def connect(self: ProcessRewardModel, ctx: Run) -> PrmConnection:
         return PrmConnection(fake, TOKENIZER, separator_token_id(TOKENIZER, SEP, self.model))
 
     monkeypatch.setattr(ProcessRewardModel, "connect", connect)
@@ -310,53 +309,48 @@ async def test_rows_that_do_not_fit_the_separators_give_no_score(client: FakeCli
     assert "step_tag_id must be the separator's token id 1000" in scores[0].reason
 
 
-# -- the server form ---------------------------------------------------------------------------
-async def test_the_server_gets_token_ids_for_token_classify_and_rows_come_back_in_order() -> None:
-    seen: list[httpx.Request] = []
+def test_the_module_registers_prm() -> None:
+    assert verifiers.get("prm") is ProcessRewardModel
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        data = [{"index": 1, "object": "pooling", "data": [[0.0, 2.0]]},
-                {"index": 0, "object": "pooling", "data": [[0.0, 1.0], [1.0, 0.0]]}]
-        return httpx.Response(200, json={"data": data, "usage": {"prompt_tokens": 5}})
 
-    server = PoolingServer("http://prm:8000/", 4096, httpx.MockTransport(handler))
-    pooled = await server.pool([[1, 9, 2, 9], [3, 9]], separator_id=9)
-    assert str(seen[0].url) == "http://prm:8000/pooling"
-    assert json.loads(seen[0].content) == {
-        "input": [[1, 9, 2, 9], [3, 9]], "task": "token_classify", "use_activation": False
-    }
-    assert [p.rows for p in pooled] == [[[0.0, 1.0], [1.0, 0.0]], [[0.0, 2.0]]]
-    assert [p.prompt_tokens for p in pooled] == [4, 2]
+# -- the pooling client comes from the run's pool -------------------------------------------
+class PooledClient(FakeClient):
+    def __init__(self) -> None:
+        super().__init__()
+        self.alive = True
+
+    async def close(self) -> None:
+        self.alive = False
 
 
 @pytest.mark.parametrize(
-    ("response", "error", "message"),
+    ("fields", "settings"),
     [
-        (httpx.Response(400, json={"error": {"message": "Unsupported task"}}), BadRequestError,
-         "answered 400.*Unsupported task"),
-        (httpx.Response(500, text="boom"), BackendError, "answered 500"),
-        (httpx.Response(200, json={"data": [{"index": 0, "data": [0.1, 0.9]}]}), BackendError,
-         "per-token rows"),
+        ({"classifier_tokens": ("N", "Y")}, PoolingEngineSettings("MODEL", ("N", "Y"), 4096, 0.1)),
+        ({"kind": "server", "base_url": "http://prm:8000", "classifier_tokens": None},
+         PoolingServerSettings("http://prm:8000", 4096)),
     ],
-    ids=["refused", "server-error", "one-vector-per-prompt"],
+    ids=["in-process", "server"],
 )
-async def test_server_failures_say_whose_fault(
-    response: httpx.Response, error: type, message: str
+async def test_every_scoring_uses_the_pools_one_client_for_its_settings(
+    monkeypatch: pytest.MonkeyPatch, fields: dict, settings: object
 ) -> None:
-    server = PoolingServer("http://prm:8000", 4096, httpx.MockTransport(lambda request: response))
-    with pytest.raises(error, match=message):
-        await server.pool([[1, 9]], separator_id=9)
+    opened: list[tuple[object, PooledClient]] = []
 
+    async def open_pooling(wanted: object) -> PooledClient:
+        opened.append((wanted, PooledClient()))
+        return opened[-1][1]
 
-async def test_an_unreachable_server_is_a_backend_error() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
-    server = PoolingServer("http://prm:8000", 4096, httpx.MockTransport(refuse))
-    with pytest.raises(BackendError, match="cannot reach the PRM server"):
-        await server.pool([[1]], separator_id=9)
-
-
-def test_the_module_registers_prm() -> None:
-    assert verifiers.get("prm") is ProcessRewardModel
+    monkeypatch.setattr("ponder.backends.pool.open_pooling", open_pooling)
+    monkeypatch.setattr("ponder.verifiers.prm.resolve_model", lambda model: "MODEL")
+    monkeypatch.setattr("ponder.verifiers.prm.load_tokenizer", lambda path: TOKENIZER)
+    pool = EnginePool()
+    verifier = ProcessRewardModel(step_separator=SEP, **fields)
+    for text in ("a", "b", "c"):
+        ctx = Run(ScriptedBackend.from_script([]), Ledger(Budget()), random.Random(0), pool=pool)
+        (score,) = await verifier.score(Problem(prompt="q"), _candidates(text), ctx)
+        assert score.value is not None
+    assert [wanted for wanted, _ in opened] == [settings]
+    assert len(opened[0][1].submissions) == 3
+    await pool.close()
+    assert not opened[0][1].alive
