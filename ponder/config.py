@@ -26,6 +26,9 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "con
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from ponder.graph.defaults import store_class_defaults
+
+    store_class_defaults()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
             config = hydra_compose(config_name=config_name, overrides=list(overrides))

@@ -50,10 +50,6 @@ class Budget(BaseModel):
         """A budget with no limits (a ledger over it only records usage)."""
         return cls()
 
-    @property
-    def is_unlimited(self) -> bool:
-        return all(getattr(self, name) is None for name in LIMITS)
-
     def __repr_args__(self) -> Any:
         """Show only the limits that are set: ``Budget(generated_tokens=4000)``."""
         return [(name, value) for name, value in super().__repr_args__() if value is not None]

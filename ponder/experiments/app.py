@@ -38,6 +38,7 @@ from ponder.experiments.metrics import Summary, summarize
 from ponder.experiments.provenance import versions
 from ponder.experiments.rundir import RunDir
 from ponder.experiments.runner import Progress, solve_problems
+from ponder.graph.defaults import store_class_defaults
 from ponder.strategies import strategies
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ def main(argv: Sequence[str]) -> int:
     """Run the app with ``argv`` (Hydra's arguments: overrides, -m, --cfg job, ...)."""
     saved = sys.argv
     sys.argv = ["ponder run", *argv]
+    store_class_defaults()
     try:
         _job()
     except SystemExit as exc:

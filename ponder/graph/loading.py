@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from ponder.core.registry import describe_validation_error
 from ponder.errors import BadRequestError
-from ponder.graph.parts import KINDS, REGISTRIES, ROOT, Slot, slots
+from ponder.graph.parts import KINDS, REGISTRIES, ROOT, Slot, base_of, slots
 from ponder.graph.validation import validate
 from ponder.strategies.base import Strategy
 
@@ -44,7 +44,7 @@ def load_graph(config: Strategy | Mapping[str, Any] | str) -> Strategy:
 def _build(config: Any, slot: Slot, path: str | None, seen: tuple[int, ...]) -> Any:
     """The part ``config`` describes for ``slot`` (at ``path``; None for the root). Values
     that are not registry configs are left for pydantic to validate."""
-    registry = next((REGISTRIES[t] for t in slot.types if t in REGISTRIES), None)
+    registry = next((REGISTRIES[b] for b in _bases(slot) if b in REGISTRIES), None)
     if registry is None or isinstance(config, BaseModel) or config is None:
         return config
     if isinstance(config, str):
@@ -76,16 +76,22 @@ def _build(config: Any, slot: Slot, path: str | None, seen: tuple[int, ...]) -> 
 def _unknown(name: str, kind: str, slot: Slot) -> str:
     """Why ``name`` cannot fill ``slot``: another kind's name, or no name at all."""
     for base, registry in REGISTRIES.items():
-        if name in registry.names and base not in slot.types:
+        if name in registry.names and base not in _bases(slot):
             return (
                 f"{name!r} is a {KINDS[base]}, but {slot.field} takes a {registry_kind(slot)}"
             )
-    known = next(r for t, r in REGISTRIES.items() if t in slot.types).names
+    known = next(r for t, r in REGISTRIES.items() if t in _bases(slot)).names
     return f"unknown {kind} {name!r}; choose one of: {', '.join(known)}"
 
 
+def _bases(slot: Slot) -> list[type | None]:
+    """The part base of each type ``slot`` takes: a field typed with a registered class
+    (``steps: SpeculativeSteps``) is named through its base's registry too."""
+    return [base_of(t) for t in slot.types]
+
+
 def registry_kind(slot: Slot) -> str:
-    return " or ".join(KINDS[t] for t in slot.types if t in KINDS)
+    return " or ".join(KINDS[b] for b in _bases(slot) if b in KINDS)
 
 
 def _instantiate(config: Mapping[str, Any]) -> Any:

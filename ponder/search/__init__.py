@@ -1,9 +1,9 @@
-"""Reusable search machinery: the reasoning tree, step expansion, step scoring, answer
-selection. Search strategies (beam, DVTS, particle filtering, A*) are built from these."""
+"""Reusable search machinery: the reasoning tree, step expansion, step scoring. Search
+strategies (beam, DVTS, particle filtering, A*) are built from these; they choose their final
+answer with ``ponder.verifiers.selection``."""
 
 from ponder.search.expansion import Expansion, Rollout, StepConfig, expand, rollout
 from ponder.search.scoring import path_candidate, score_nodes
-from ponder.search.selection import SelectionRule, select
 from ponder.search.tree import NODE_STATUSES, ROOT, Node, NodeStatus, SearchTree
 
 __all__ = [
@@ -14,11 +14,9 @@ __all__ = [
     "NodeStatus",
     "Rollout",
     "SearchTree",
-    "SelectionRule",
     "StepConfig",
     "expand",
     "path_candidate",
     "rollout",
     "score_nodes",
-    "select",
 ]

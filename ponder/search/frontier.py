@@ -61,12 +61,6 @@ class Frontier(Generic[K]):
         del self._live[key]
         return key, priority
 
-    def pop_many(self, count: int) -> list[tuple[K, float]]:
-        """The best ``count`` keys (fewer when the frontier holds fewer), best first."""
-        if count < 0:
-            raise BadRequestError(f"count must be >= 0, got {count}")
-        return [self.pop() for _ in range(min(count, len(self)))]
-
     def discard(self, key: K) -> bool:
         """Remove ``key`` wherever it is (a pruned state); False when it was not here."""
         return self._live.pop(key, None) is not None

@@ -40,17 +40,6 @@ def softmax(log_weights: Sequence[float] | np.ndarray) -> np.ndarray:
     return shifted / shifted.sum()
 
 
-def reward_weights(rewards: Sequence[float], temperature: float) -> np.ndarray:
-    """Normalized weights ``∝ exp(reward / temperature)``: rewards read as log-likelihoods."""
-    return softmax(np.asarray(rewards, dtype=float) / check_temperature(temperature))
-
-
-def check_temperature(temperature: float) -> float:
-    if not temperature > 0 or not np.isfinite(temperature):
-        raise BadRequestError(f"temperature must be > 0 and finite, got {temperature}")
-    return float(temperature)
-
-
 def effective_sample_size(weights: Sequence[float] | np.ndarray) -> float:
     """``1 / sum(w_i^2)`` of the normalized weights: N for uniform weights, 1 when one
     particle holds all the weight."""
@@ -91,11 +80,6 @@ def resample(
     if n == 0:
         return np.zeros(0, dtype=int)
     return _SCHEMES[scheme](normalized, n, rng)
-
-
-def copy_counts(ancestors: np.ndarray, size: int) -> np.ndarray:
-    """How many copies each of ``size`` particles got in ``ancestors``."""
-    return np.bincount(ancestors, minlength=size)
 
 
 # -- schemes ------------------------------------------------------------------------------

@@ -90,10 +90,6 @@ class Node:
         return len(self.token_ids)
 
     @property
-    def logprob_sum(self) -> float | None:
-        return sum(self.logprobs) if self.logprobs is not None else None
-
-    @property
     def mean_logprob(self) -> float | None:
         return sum(self.logprobs) / len(self.logprobs) if self.logprobs else None
 

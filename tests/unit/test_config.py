@@ -58,8 +58,11 @@ def test_bad_overrides_name_what_is_wrong(override: str, message: str) -> None:
         ({"n": 3}, "strategy config needs a 'name'"),
         ({"name": "best_of_n", "verifier": "oracle"}, "unknown verifier 'oracle'"),
         ({"name": "best_of_n", "selection": "max"}, "strategy.selection"),
+        ({"name": "beam", "selection": "highest"},
+         r"strategy.selection: Input should be 'argmax', 'majority' or 'weighted' \(got 'highest'\)"),
     ],
-    ids=["n-zero", "misplaced-param", "unknown-name", "no-name", "unknown-verifier", "bad-selection"],
+    ids=["n-zero", "misplaced-param", "unknown-name", "no-name", "unknown-verifier", "bad-selection",
+         "old-selection-name"],
 )
 def test_strategy_validation_errors_name_the_field(config: dict, message: str) -> None:
     with pytest.raises(BadRequestError, match=message):

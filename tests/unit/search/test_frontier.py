@@ -70,17 +70,6 @@ def test_a_discarded_key_pushed_again_is_a_new_arrival() -> None:
     assert [key for key, _ in _drain(frontier)] == ["b", "a"]
 
 
-def test_pop_many_returns_the_best_in_order_and_stops_when_empty() -> None:
-    frontier: Frontier[str] = Frontier()
-    for key, priority in [("a", 0.4), ("b", 0.1), ("c", 0.3)]:
-        frontier.push(key, priority)
-    assert frontier.pop_many(2) == [("b", 0.1), ("c", 0.3)]
-    assert frontier.pop_many(5) == [("a", 0.4)]
-    assert frontier.pop_many(1) == []
-    with pytest.raises(BadRequestError, match="count must be >= 0, got -1"):
-        frontier.pop_many(-1)
-
-
 def test_peek_ordered_and_iteration_leave_the_frontier_as_it_was() -> None:
     frontier: Frontier[str] = Frontier()
     for key, priority in [("x", 2.0), ("y", 1.0), ("z", 2.0)]:

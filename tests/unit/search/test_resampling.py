@@ -1,5 +1,5 @@
 """SMC resampling: every scheme unbiased, systematic less noisy than multinomial, ESS and its
-trigger, weights from rewards, and clear errors for bad input."""
+trigger, softmax weights, and clear errors for bad input."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import pytest
 from ponder.errors import BadRequestError, UnknownNameError
 from ponder.search.resampling import (
     SCHEMES,
-    copy_counts,
     effective_sample_size,
     needs_resampling,
     resample,
-    reward_weights,
     softmax,
 )
 
@@ -28,7 +26,7 @@ def _counts(scheme: str, weights: np.ndarray, n: int, seed: int = 7) -> np.ndarr
     """Copy counts of every particle over ``DRAWS`` resamplings: shape (DRAWS, particles)."""
     rng = np.random.default_rng(seed)
     return np.stack(
-        [copy_counts(resample(weights, n, scheme, rng), weights.size) for _ in range(DRAWS)]
+        [np.bincount(resample(weights, n, scheme, rng), minlength=weights.size) for _ in range(DRAWS)]
     )
 
 
@@ -123,22 +121,9 @@ def test_resampling_triggers_below_the_threshold(
     assert needs_resampling(weights, threshold) is expected
 
 
-def test_rewards_are_log_likelihoods_scaled_by_temperature() -> None:
-    np.testing.assert_allclose(reward_weights([0.0, math.log(3)], 1.0), [0.25, 0.75])
-    sharp, flat = reward_weights([0.0, 1.0], 0.5), reward_weights([0.0, 1.0], 2.0)
-    assert sharp[1] / sharp[0] == pytest.approx(math.exp(2.0))
-    assert flat[1] / flat[0] == pytest.approx(math.exp(0.5))
-
-
 def test_softmax_gives_dropped_particles_weight_zero_and_survives_large_logs() -> None:
     weights = softmax([1000.0, -math.inf, 1000.0 + math.log(3)])
     np.testing.assert_allclose(weights, [0.25, 0.0, 0.75])
-
-
-@pytest.mark.parametrize("temperature", [0.0, -1.0, math.inf, math.nan])
-def test_temperature_must_be_positive(temperature: float) -> None:
-    with pytest.raises(BadRequestError, match="temperature must be > 0"):
-        reward_weights([0.1, 0.2], temperature)
 
 
 @pytest.mark.parametrize("threshold", [-0.1, 1.5])
