@@ -119,7 +119,7 @@ def ponder_strategy(name: str, n: int, settings: Settings) -> Strategy:
         "verifier": step_verifier(),
     }
     if name == "beam":
-        return BeamSearch(beam_width=beam_children(n, settings), selection="highest", **search)
+        return BeamSearch(beam_width=beam_children(n, settings), selection="argmax", **search)
     if name == "particle_filter":
         return ParticleFilter(resampling="multinomial", selection="argmax", **search)
     raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, ClassVar
 import arithmetic
 
 from ponder.api import asolve
+from ponder.backends.pool import engines
 from ponder.backends.vllm_engine import VllmBackend
 from ponder.core.generation import GenerationRequest, GenerationState
 from ponder.core.problem import Problem
@@ -232,7 +233,7 @@ def strategies_under_test(args: argparse.Namespace) -> dict[str, Strategy]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    engine = await VllmBackend.shared()
+    engine = await engines.backend("embedded")
     problems = arithmetic.problems(args.problems)
     await ceiling_round(engine, [engine.render(problems[0])], 2, 8, SamplingConfig())  # warm-up
     print(f"N={args.n}, {len(problems)} problems, max_steps={args.max_steps}, "

@@ -84,7 +84,9 @@ def logprobs_available(path: str, node: dict, holder: dict | None) -> str | None
     sampler = getattr(owner, "sampler", None)
     if isinstance(sampler, Strategy) and not sampler.gives_logprobs():
         source = f"the candidates of its sampler ({sampler.name})"
-    elif getattr(owner, "step_generator", None) is not None:
+    elif (generator := getattr(owner, "step_generator", None)) is not None and (
+        generator.writes_per_child
+    ):
         source = "steps written by its step generator"
     else:
         return None

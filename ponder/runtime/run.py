@@ -5,23 +5,27 @@ run reserves the work on the ledger before it is submitted, gives the engine the
 deadline, settles what the engine actually did and builds the ``Result``'s usage and budget
 flags. So a new strategy cannot overspend by forgetting a line: there is no other line.
 
-Work whose cost is known before it runs goes through ``generate``. Work that spans several
-engine calls under one hold (a chain and the answer forced after it; a PRM's pooling call)
-opens a ``Spending`` with ``hold`` and runs its calls through it; what they used is settled
-when the ``with`` block ends, whatever happened inside it.
+Work whose cost is known before it runs goes through ``generate``. Work held otherwise (a
+chain and the answer forced after it under one hold; a PRM's pooling call) opens a
+``Spending`` with ``hold`` (or ``require``, which raises the refusal) and runs its calls
+through it; what they used is settled when the ``with`` block ends, whatever happened inside.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from ponder.backends.base import Backend
+from ponder.backends.factory import BACKEND_KINDS
 from ponder.backends.pool import EnginePool, engines
 from ponder.budgets import Budget, Ledger, Reservation
 from ponder.core.generation import GenerationRequest, GenerationState, SamplingParams
+from ponder.core.pooling import Pooled, PoolingClient
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
 from ponder.core.usage import Usage
@@ -31,6 +35,22 @@ Calls = Literal["model", "verifier", "none"]
 strategy), or nothing (a verifier's tokens, whose calls the verifier base charges)."""
 
 Until = Callable[[GenerationState], bool]
+
+ModelSpec = Backend | str | dict[str, Any]
+"""A model a run can reach: a backend config (``{kind: vllm|openai, ...}``), a model name for
+the in-process engine, or a Backend object."""
+
+MODEL_KINDS = BACKEND_KINDS
+
+
+def charged(usage: Usage, calls: Calls) -> Usage:
+    """``usage`` as the ledger counts it when its engine calls count as ``calls``."""
+    if calls == "model":
+        return usage
+    verifier_calls = usage.model_calls if calls == "verifier" else 0
+    return dataclasses.replace(
+        usage, model_calls=0, verifier_calls=usage.verifier_calls + verifier_calls
+    )
 
 
 class Spending:
@@ -62,14 +82,32 @@ class Spending:
             self._run.timed_out = True
         return state
 
+    async def pool(
+        self, client: PoolingClient, prompts: list[list[int]], separator_id: int
+    ) -> list[Pooled]:
+        """Pool ``prompts`` on a pooling client (a PRM) under the ledger's deadline. The tokens
+        sent are charged even when the deadline cuts the call (``TimeoutError``)."""
+        started = time.perf_counter()
+        try:
+            pooled = await asyncio.wait_for(
+                client.pool(prompts, separator_id), self._run.ledger.seconds_left()
+            )
+        except TimeoutError:
+            sent = sum(len(prompt) for prompt in prompts)
+            self.add(Usage(prompt_tokens=sent, wall_seconds=time.perf_counter() - started))
+            raise
+        self.add(
+            Usage(
+                prompt_tokens=sum(p.prompt_tokens for p in pooled),
+                cached_prompt_tokens=sum(p.cached_prompt_tokens for p in pooled),
+                wall_seconds=time.perf_counter() - started,
+            )
+        )
+        return pooled
+
     def add(self, usage: Usage) -> None:
         """Charge work done outside ``generate`` (a pooling call) to this hold."""
-        if self._calls != "model":
-            verifier_calls = usage.model_calls if self._calls == "verifier" else 0
-            usage = dataclasses.replace(
-                usage, model_calls=0, verifier_calls=usage.verifier_calls + verifier_calls
-            )
-        self.spent.add(usage)
+        self.spent.add(charged(usage, self._calls))
 
     def __enter__(self) -> Spending:
         return self
@@ -113,13 +151,13 @@ class Run:
             self.pool,
         )
 
-    async def on(self, spec: Backend | str | dict[str, Any] | None) -> Run:
+    async def on(self, spec: ModelSpec | None) -> Run:
         """This run on another model (from the pool, built once per config), spending from
         the same ledger; None is this run itself."""
         if spec is None:
             return self
-        other = Run(await self.pool.backend(spec), self.ledger, self.rng, self.score_cache, self.pool)
-        return other
+        backend = await self.pool.backend(spec)
+        return Run(backend, self.ledger, self.rng, self.score_cache, self.pool)
 
     def next_seed(self) -> int:
         """A request seed drawn from the run's seeded stream (reproducible per run)."""
@@ -194,6 +232,11 @@ class Run:
         )
         return None if reservation is None else Spending(self, reservation, calls)
 
+    def require(self, *, calls: Calls = "model", **amounts: int) -> Spending:
+        """Like ``hold``, but a refusal raises ``BudgetExhaustedError`` saying how much of
+        which limit was asked and left."""
+        return Spending(self, self.ledger.reserve(**amounts), calls)
+
     async def generate(
         self,
         prompt: Sequence[int],
@@ -217,7 +260,9 @@ class Run:
         with spending:
             return await spending.generate(prompt, params, until=until)
 
-    def _hold_samples(self, prompt: Sequence[int], params: SamplingParams, calls: Calls) -> Spending | None:
+    def _hold_samples(
+        self, prompt: Sequence[int], params: SamplingParams, calls: Calls
+    ) -> Spending | None:
         one_call = {"model": {"model_calls": 1}, "verifier": {"verifier_calls": 1}, "none": {}}
         return self.hold(
             generated_tokens=params.n * params.max_tokens,
@@ -225,6 +270,15 @@ class Run:
             calls=calls,
             **one_call[calls],
         )
+
+    def fits(self, **amounts: int) -> bool:
+        """Whether ``amounts`` (as for ``hold``) could be held now; holds nothing. A refusal
+        flags the ledger with the limit, so a strategy that gives up can say which one."""
+        reservation = self.ledger.try_reserve(**amounts)
+        if reservation is None:
+            return False
+        reservation.release()
+        return True
 
     def charge_thinking(self, tokens: int) -> None:
         """Count ``tokens`` of what was generated as thinking (known only once decoded)."""

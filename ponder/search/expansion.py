@@ -15,11 +15,10 @@ cache serves what siblings and cousins share. Stop strings are kept in the outpu
 they generated, the delimiter's included, so a child's ids are exactly what the engine
 produced and its children continue from ``parent prefix + those ids``.
 
-Budget: each request is reserved on ``ctx.ledger`` before anything is submitted (``n ×
-step tokens`` generated, its prompt, one model call). A request that does not fit gets as
-many samples as do fit, or is not submitted at all; the expansion then says the budget ran
-out. Reservations are settled with what the engine actually did. ``ctx.ledger``'s clock is
-the timeout: steps still running at the deadline are aborted in the engine, kept in the
+Budget: each request goes through the run, which reserves it (``n × step tokens``
+generated, its prompt, one model call) before it is submitted. A request that does not fit
+gets as many samples as do fit, or is not submitted at all; the expansion then says the
+budget ran out. The budget's clock is the timeout: steps still running at the deadline are aborted in the engine, kept in the
 tree as ``pruned`` (their tokens were spent) and reported as ``timed_out``.
 """
 
@@ -30,14 +29,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ponder.budgets import Reservation
-from ponder.core.generation import Completion, GenerationRequest, GenerationState, SamplingParams
+from ponder.core.generation import Completion, GenerationState, SamplingParams
 from ponder.core.sampling import SamplingConfig
+from ponder.core.thinking import ThinkingFormat
 from ponder.core.usage import Usage
 from ponder.errors import BadRequestError
 from ponder.runtime import Run
+from ponder.search.thinking import step_thinking_tokens
 from ponder.search.tree import Node, NodeStatus, SearchTree
 
 
@@ -62,6 +62,13 @@ class StepConfig(BaseModel):
         "the answer is written, and what a model adds after it is not worth searching. None: "
         "paths end at EOS, a chain stop string or the chain's token limit.",
     )
+
+    @field_validator("delimiters")
+    @classmethod
+    def _no_empty_delimiter(cls, delimiters: tuple[str, ...]) -> tuple[str, ...]:
+        if "" in delimiters:
+            raise ValueError("every delimiter must have at least 1 character, got ''")
+        return delimiters
 
     def ends_step(self, completion: Completion) -> bool:
         """Whether the engine stopped ``completion`` at one of this config's delimiters."""
@@ -123,10 +130,12 @@ async def expand(
     sampling: SamplingConfig,
     logprobs: bool = False,
     to_end: bool = False,
+    thinking: ThinkingFormat | None = None,
 ) -> Expansion:
     """Add up to ``n`` children under each of ``parents`` (open nodes; one may appear more
     than once, each entry being its own request). With ``to_end`` the step runs to the end
-    of the answer (no delimiters, up to the chain's token limit): the last step of a search."""
+    of the answer (no delimiters, up to the chain's token limit): the last step of a search.
+    With ``thinking``, the thinking part of every new step is charged to the run."""
     if n < 1:
         raise BadRequestError(f"n must be >= 1, got {n}")
     jobs = [_job(tree, parent, n, step, sampling, to_end) for parent in parents]
@@ -140,6 +149,11 @@ async def expand(
         ]
         for job, state in zip(jobs, batch.states)
     ]
+    if thinking is not None:
+        ctx.charge_thinking(sum(
+            step_thinking_tokens(tree, node.id, thinking, ctx.decode)
+            for group in children for node in group
+        ))
     return Expansion(
         parents=list(parents),
         children=children,
@@ -267,66 +281,34 @@ def _params(
     )
 
 
-def _reserve(ctx: Run, job: _Job) -> tuple[int, Reservation | None]:
-    """Hold ``job``'s samples on the ledger: all of them, else as many as fit, else none
-    (the first refusal flags the ledger, so the run can say the budget ended it)."""
-    amounts = {"prompt_tokens": len(job.prefix), "model_calls": 1}
-    reservation = ctx.ledger.try_reserve(generated_tokens=job.n * job.max_tokens, **amounts)
-    if reservation is not None:
-        return job.n, reservation
-    fit = ctx.ledger.fit_samples(job.n, job.max_tokens, len(job.prefix))
-    if fit == 0:
-        return 0, None
-    return fit, ctx.ledger.try_reserve(generated_tokens=fit * job.max_tokens, **amounts)
-
-
 async def _generate(
     ctx: Run, jobs: list[_Job], params: Callable[[int, int], SamplingParams]
 ) -> _Batch:
-    """Reserve every job, then submit them all at once (``params(samples, max_tokens)``
-    builds each request's parameters). If one request fails, the others are cancelled
-    (aborted in the engine) and the failure is raised."""
+    """Submit every job at once, each with as many of its samples as the budget holds
+    (``params(samples, max_tokens)`` builds its parameters). If one request fails, the others
+    are cancelled (aborted in the engine) and the failure is raised."""
     started = time.perf_counter()
-    submitted: list[tuple[int, GenerationRequest, Reservation]] = []
-    short = False
-    for index, job in enumerate(jobs):
-        samples, reservation = _reserve(ctx, job)
-        short = short or samples < job.n
-        if reservation is not None:
-            request = GenerationRequest(
-                prompt_token_ids=tuple(job.prefix), params=params(samples, job.max_tokens)
-            )
-            submitted.append((index, request, reservation))
-    timeout = ctx.ledger.seconds_left()
     tasks = [
-        asyncio.ensure_future(_run(ctx, request, reservation, timeout))
-        for _, request, reservation in submitted
+        asyncio.ensure_future(ctx.generate(job.prefix, params(job.n, job.max_tokens), fit=True))
+        for job in jobs
     ]
     try:
-        finished = await asyncio.gather(*tasks)
+        states: list[GenerationState | None] = list(await asyncio.gather(*tasks))
     except BaseException:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    states: list[GenerationState | None] = [None] * len(jobs)
     usage = Usage()
-    for (index, _, _), state in zip(submitted, finished):
-        states[index] = state
-        usage.add(state.usage)
+    short = timed_out = False
+    for job, state in zip(jobs, states):
+        short = short or state is None or state.request.params.n < job.n
+        if state is not None:
+            usage.add(state.usage)
+            timed_out = timed_out or state.timed_out
     usage.wall_seconds = time.perf_counter() - started
-    timed_out = any(state.timed_out for state in finished)
     exhausted_by = ctx.ledger.exhausted_by if short else ("seconds" if timed_out else None)
     return _Batch(states, usage, short, exhausted_by, timed_out)
-
-
-async def _run(
-    ctx: Run, request: GenerationRequest, reservation: Reservation, timeout: float | None
-) -> GenerationState:
-    with reservation:
-        state = await ctx.backend.generate(request, timeout=timeout)
-        reservation.settle(state.usage)
-    return state
 
 
 def _child(
@@ -339,7 +321,7 @@ def _child(
     ctx: Run,
 ) -> Node:
     status: NodeStatus
-    text = ctx.backend.decode(completion.token_ids)
+    text = ctx.decode(completion.token_ids)
     chain_tokens = tree.generated_tokens(parent) + completion.num_tokens
     if completion.finish_reason == "aborted":
         status, reason = "pruned", "aborted before the step ended (the budget's clock)"
@@ -365,7 +347,7 @@ def _child(
 
 
 def _extend(rolled: Rollout, completion: Completion, step: StepConfig, ctx: Run) -> None:
-    text = ctx.backend.decode(completion.token_ids)
+    text = ctx.decode(completion.token_ids)
     rolled.token_ids.extend(completion.token_ids)
     rolled.text += text
     if rolled.logprobs is not None:

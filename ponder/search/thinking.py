@@ -1,6 +1,6 @@
 """Thinking tokens of a search tree: a step's thinking tokens are known only once the path
-it belongs to is decoded, so search strategies count them after the search, per step, and
-charge them to the run's ledger (pruned steps too: the engine generated them)."""
+it belongs to is decoded, so they are counted per step as each step is added (pruned steps
+too: the engine generated them) and per candidate path at the end."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from collections.abc import Callable, Sequence
 
 from ponder.core.result import Candidate
 from ponder.core.thinking import ThinkingFormat
-from ponder.core.usage import Usage
-from ponder.runtime import Run
 from ponder.search.tree import SearchTree
 
 Decode = Callable[[Sequence[int]], str]
@@ -21,15 +19,6 @@ def step_thinking_tokens(tree: SearchTree, node_id: int, thinking: ThinkingForma
     node = tree.node(node_id)
     before = thinking.split_tokens(tree.generated_ids(node.parent), decode)  # type: ignore[arg-type]
     return thinking.split_tokens(tree.generated_ids(node_id), decode) - before
-
-
-def charge_thinking(tree: SearchTree, thinking: ThinkingFormat, ctx: Run) -> None:
-    """Charge the thinking tokens of every step the tree holds to ``ctx``'s ledger."""
-    total = sum(
-        step_thinking_tokens(tree, node.id, thinking, ctx.backend.decode)
-        for node in tree.nodes()
-    )
-    ctx.ledger.charge(Usage(thinking_tokens=total))
 
 
 def count_candidate_thinking(candidates: Sequence[Candidate], thinking: ThinkingFormat, decode: Decode) -> None:

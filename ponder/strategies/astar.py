@@ -33,7 +33,7 @@ steps at most: a state one step short of it is expanded to the end of its answer
 An open child whose step repeats a sibling's ids is pruned before scoring: it is the same
 state, and would cost a verifier call and a second expansion.
 
-Budget: every step request is reserved before it is submitted (``expand``), and a round asks
+Budget: every step request is reserved before it is submitted (by the run), and a round asks
 for no more children than the verifier calls left can score (every child is scored once), so
 neither tokens nor verifier calls can overshoot; the search stops when either runs out.
 """
@@ -43,20 +43,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Result
-from ponder.core.sampling import SamplingConfig
 from ponder.runtime import Run
-from ponder.search.expansion import Expansion, StepConfig, expand
+from ponder.search.expansion import Expansion
+from ponder.search.writers import StepWriter
 from ponder.search.frontier import Frontier
 from ponder.search.scoring import path_candidate, score_nodes
-from ponder.search.thinking import charge_thinking, count_candidate_thinking
+from ponder.search.thinking import count_candidate_thinking
 from ponder.search.tree import ROOT, SearchTree, prune_repeats
-from ponder.strategies.base import Strategy, strategies
-from ponder.verifiers.answers import AnswerExtractor
-from ponder.verifiers.base import Verifier, verifiers
+from ponder.strategies.base import strategies
+from ponder.strategies.step_search import StepSearchStrategy
 
 
 @dataclass
@@ -77,9 +76,8 @@ class _Search:
 
 
 @strategies.register("astar")
-class AStar(Strategy):
+class AStar(StepSearchStrategy):
     name = "astar"
-    scores_steps = True
 
     k: int = Field(
         4, ge=1, le=1024, description="Children sampled per expanded state (one request, n=k)."
@@ -96,20 +94,6 @@ class AStar(Strategy):
     heuristic_weight: float = Field(
         1.0, ge=0.0, allow_inf_nan=False, description="Weight of h = 1 - r(s) (the paper)."
     )
-    step: StepConfig = StepConfig()
-    sampling: SamplingConfig = SamplingConfig()
-    extractor: AnswerExtractor = AnswerExtractor()
-    verifier: Verifier = Field(
-        default_factory=lambda: verifiers.build("step_judge"),
-        description="The step scorer (a process verifier): gives r(s) for every new state; a "
-        "registry name, a config with 'name', or an object.",
-    )
-
-    @field_validator("verifier", mode="before")
-    @classmethod
-    def _build_verifier(cls, value: object) -> Verifier:
-        return verifiers.build(value)  # type: ignore[arg-type]
-
     @model_validator(mode="after")
     def _some_weight(self) -> AStar:
         if self.cost_weight == 0 and self.heuristic_weight == 0:
@@ -120,8 +104,8 @@ class AStar(Strategy):
         return self
 
     async def run(self, problem: Problem, ctx: Run) -> Result:
-        prompt = ctx.backend.render(problem, self.system_prompt)
-        search = _Search(SearchTree(prompt, prompt_text=ctx.backend.decode(prompt)))
+        search = _Search(self.tree(problem, ctx))
+        writer = await self.writer(problem, search.tree, ctx)
         search.tree.root.meta.update(g=0.0, f=0.0)
         search.frontier.push(ROOT, 0.0)
         while not self._goal_on_top(search) and not search.budget_exhausted:
@@ -132,9 +116,8 @@ class AStar(Strategy):
             parents = self._next_round(search, -(-children // self.k))
             if not parents:
                 break  # nothing open is left to expand
-            await self._expand(search, _groups(parents, children, self.k), problem, ctx)
+            await self._expand(search, writer, _groups(parents, children, self.k), problem, ctx)
         self._goal_on_top(search)  # a goal on top when the budget ran out is still the goal
-        charge_thinking(search.tree, self.thinking, ctx)
         return self._result(search, ctx)
 
     def _goal_on_top(self, search: _Search) -> bool:
@@ -156,7 +139,12 @@ class AStar(Strategy):
         return parents
 
     async def _expand(
-        self, search: _Search, groups: list[tuple[int, int]], problem: Problem, ctx: Run
+        self,
+        search: _Search,
+        writer: StepWriter,
+        groups: list[tuple[int, int]],
+        problem: Problem,
+        ctx: Run,
     ) -> None:
         """Expand each (parent, children) group, score every child in one verifier call and
         queue them by ``f``. Parents asking for the same request (children, whether the
@@ -170,11 +158,7 @@ class AStar(Strategy):
         for parent, n in groups:
             calls.setdefault((n, tree.node(parent).depth + 1 >= self.max_steps), []).append(parent)
         expansions = [
-            await expand(
-                tree, parents, ctx, n=n, step=self.step, sampling=self.sampling,
-                logprobs=self.verifier.needs_logprobs, to_end=to_end,
-            )
-            for (n, to_end), parents in calls.items()
+            await writer.grow(parents, n=n, to_end=to_end) for (n, to_end), parents in calls.items()
         ]
         for group in (group for e in expansions for group in e.children):
             prune_repeats(tree, group)  # a repeated state would be scored and expanded twice
@@ -211,7 +195,7 @@ class AStar(Strategy):
         # Cut short before any path ended: the best open state is the best there is.
         paths = finished or ranked[:1]
         candidates = [path_candidate(tree, node_id, i, self.extractor) for i, node_id in enumerate(paths)]
-        count_candidate_thinking(candidates, self.thinking, ctx.backend.decode)
+        count_candidate_thinking(candidates, self.thinking, ctx.decode)
         best = search.goal if search.goal is not None else next(
             (node_id for node_id in ranked if node_id in paths), None
         )
@@ -227,15 +211,10 @@ class AStar(Strategy):
             "pruned": len(tree.nodes("pruned")),
             "candidate_nodes": paths,
         }
-        return Result(
-            strategy=self.name,
-            candidates=candidates,
-            selected_index=selected,
-            usage=ctx.ledger.spent,
-            budget_exhausted=search.budget_exhausted and search.goal is None,
-            exhausted_by=search.exhausted_by if search.goal is None else None,
-            details=details,
-            tree=tree,
+        return ctx.result(
+            self.name, candidates, selected,
+            cut=search.budget_exhausted and search.goal is None, exhausted_by=search.exhausted_by,
+            details=details, tree=tree,
         )
 
 

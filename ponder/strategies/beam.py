@@ -13,11 +13,11 @@ node on that roll-out (the roll-out is only for scoring; its tokens are charged)
 ``drop_duplicates`` prunes a node whose step repeats a sibling's, before it is scored.
 Ties between equal scores go to the older node (smaller id), never to chance.
 
-Composition: ``step_generator`` says who writes the steps. None (the default) samples them
-from the base model, ``n`` children of a parent in one request; a ``StepGenerator`` session
-(``speculative``: a draft model writes, the base model rates and rewrites) writes each child
-with its own calls (``ponder.strategies.session_expansion``). The ``verifier`` is the step
-scorer either way.
+Composition: ``step_generator`` says who writes the steps (``ponder.search.writers``):
+``sample`` (the default) samples them from the base model, ``n`` children of a parent in one
+request; ``speculative`` has a draft model write each child, the base model rating and
+rewriting it. ``step`` says where a step ends either way, and the ``verifier`` is the step
+scorer.
 
 ``StepSearch`` is the shared loop; a subclass says how the search starts and which nodes
 survive a step (DVTS: the best child in each independent subtree).
@@ -26,34 +26,23 @@ survive a step (DVTS: the best child in each independent subtree).
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Result
-from ponder.core.sampling import SamplingConfig
 from ponder.runtime import Run
-from ponder.search.expansion import Expansion, StepConfig, expand, rollout
+from ponder.search.expansion import rollout
 from ponder.search.scoring import path_candidate, score_nodes
-from ponder.search.selection import SelectionRule, select
-from ponder.search.thinking import charge_thinking, count_candidate_thinking
+from ponder.search.thinking import count_candidate_thinking
 from ponder.search.tree import ROOT, Node, SearchTree, prune_repeats
-from ponder.strategies.base import Strategy, strategies
-from ponder.strategies.session_expansion import SessionExpander
-from ponder.strategies.step_generators import StepGenerator, step_generators
-from ponder.verifiers.answers import AnswerExtractor
-from ponder.verifiers.base import Verifier, verifiers
+from ponder.strategies.base import strategies
+from ponder.strategies.step_search import StepSearchStrategy
+from ponder.verifiers.selection import SelectionRule, select
 
 
-class Grow(Protocol):
-    """Adds up to ``n`` children under each parent (``to_end``: the search's last step)."""
-
-    def __call__(self, parents: list[int], *, n: int, to_end: bool) -> Awaitable[Expansion]: ...
-
-
-class StepSearch(Strategy):
+class StepSearch(StepSearchStrategy):
     """A search over reasoning steps that keeps ``n`` paths in play, ``beam_width`` children
     per expanded node. Subclasses implement ``_start`` and ``_survivors``."""
 
@@ -62,33 +51,10 @@ class StepSearch(Strategy):
     max_steps: int = Field(8, ge=1, description="Most steps; the last runs paths to their end.")
     lookahead: int = Field(0, ge=0, description="Greedy steps rolled out to score a node.")
     drop_duplicates: bool = Field(True, description="Prune a step that repeats a sibling's.")
-    step: StepConfig = StepConfig()
-    sampling: SamplingConfig = SamplingConfig()
-    extractor: AnswerExtractor = AnswerExtractor()
-    verifier: Verifier = Field(
-        default_factory=lambda: verifiers.build("step_judge"),
-        description="The step scorer; a registry name, a config with 'name', or an object.",
-    )
     selection: SelectionRule = Field(
-        "weighted", description="Final answer: highest score, majority, or score-weighted vote."
+        "weighted", description="Final answer among the ended paths: argmax (the top-scored), "
+        "majority, or weighted (sum of scores per answer); see ponder.verifiers.selection."
     )
-    step_generator: StepGenerator | None = Field(
-        None,
-        description="Who writes each step: None samples them from the base model; a step "
-        "generator config (name: sample or speculative) or object writes them instead.",
-    )
-
-    scores_steps = True
-
-    @field_validator("verifier", mode="before")
-    @classmethod
-    def _build_verifier(cls, value: object) -> Verifier:
-        return verifiers.build(value)  # type: ignore[arg-type]
-
-    @field_validator("step_generator", mode="before")
-    @classmethod
-    def _build_step_generator(cls, value: object) -> StepGenerator | None:
-        return None if value is None else step_generators.build(value)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _width_divides_n(self) -> StepSearch:
@@ -120,15 +86,14 @@ class StepSearch(Strategy):
         return False
 
     async def run(self, problem: Problem, ctx: Run) -> Result:
-        prompt = ctx.backend.render(problem, self.system_prompt)
-        tree = SearchTree(prompt, prompt_text=ctx.backend.decode(prompt))
-        grow = await self._grower(problem, tree, ctx)
+        tree = self.tree(problem, ctx)
+        writer = await self.writer(problem, tree, ctx)
         parents, fanout = self._start()
         steps = expanded = 0
         cut_by: str | None = None
         while parents and steps < self.max_steps and not self._done(tree):
             steps += 1
-            expansion = await grow(parents, n=fanout, to_end=steps == self.max_steps)
+            expansion = await writer.grow(parents, n=fanout, to_end=steps == self.max_steps)
             expanded += sum(1 for group in expansion.children if group)
             groups = expansion.children
             if self.drop_duplicates:
@@ -140,25 +105,7 @@ class StepSearch(Strategy):
             if expansion.budget_exhausted or ctx.ledger.exhausted:
                 cut_by = expansion.exhausted_by or ctx.ledger.exhausted_by
                 break
-        if self.step_generator is None:  # a step generator's session charged its own
-            charge_thinking(tree, self.thinking, ctx)
         return self._result(tree, cut_by, steps, expanded, ctx)
-
-    async def _grower(self, problem: Problem, tree: SearchTree, ctx: Run) -> Grow:
-        """How this run adds children under a step's parents."""
-        if self.step_generator is None:
-            async def sample(parents: list[int], *, n: int, to_end: bool) -> Expansion:
-                return await expand(
-                    tree, parents, ctx, n=n, step=self.step, sampling=self.sampling,
-                    logprobs=self.verifier.needs_logprobs, to_end=to_end,
-                )
-
-            return sample
-        session = await self.step_generator.open(
-            problem, ctx, sampling=self.sampling, system_prompt=self.system_prompt,
-            thinking=self.thinking,
-        )
-        return SessionExpander(session, tree, ctx, self.sampling, self.step).expand
 
     async def _score(
         self, tree: SearchTree, node_ids: list[int], problem: Problem, ctx: Run
@@ -182,7 +129,7 @@ class StepSearch(Strategy):
         candidates = [
             path_candidate(tree, node.id, index, self.extractor) for index, node in enumerate(paths)
         ]
-        count_candidate_thinking(candidates, self.thinking, ctx.backend.decode)
+        count_candidate_thinking(candidates, self.thinking, ctx.decode)
         selected, evidence = select(candidates, self.selection)
         details: dict[str, Any] = {
             "steps": steps,
@@ -193,15 +140,9 @@ class StepSearch(Strategy):
             "candidate_nodes": [node.id for node in paths],
             **evidence,
         }
-        return Result(
-            strategy=self.name,
-            candidates=candidates,
-            selected_index=selected,
-            usage=ctx.ledger.spent,
-            budget_exhausted=cut_by is not None,
-            exhausted_by=cut_by,
-            details=details,
-            tree=tree,
+        return ctx.result(
+            self.name, candidates, selected,
+            cut=cut_by is not None, exhausted_by=cut_by, details=details, tree=tree,
         )
 
 

@@ -6,13 +6,13 @@ Budgets are elastic: the answer has its own limit, ``max_answer_tokens``.
 
 The same rule runs two ways (``mode``):
 
-- ``in_engine``: one request; the engine's logits processor (``ponder.backends.forcing``)
+- ``in_engine``: one request; the engine's logits processor (``ponder.core.forcing``)
   redirects endings to the continuation, forces the answer prompt at the maximum and a stop
   token at the answer limit. Needs an in-process vLLM engine with the processor registered
   (``VllmConfig.budget_forcing``). Which continuations it forced cannot be seen from outside,
   so ``forced_continuations`` is None there; ``continuation_words`` counts the word in the
   thinking, the model's own uses included. It recognises the marker only in the
-  tokenizations the processor lists (see ``ponder.backends.forcing``).
+  tokenizations the processor lists (see ``ponder.core.forcing``).
 - ``round_trip``: for any backend (servers). Generate with the marker as a stop string;
   below the minimum drop the marker (or EOS), append the continuation's ids and resubmit the
   token-id prefix, which the prefix cache serves; at the maximum the call's ``max_tokens``
@@ -37,24 +37,20 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ponder.backends.base import Backend
-from ponder.backends.forcing import FORCING_KEY, ForcingArgs, continuation_for, forced_close
+from ponder.core.forcing import FORCING_KEY, ForcingArgs, continuation_for, forced_close
 from ponder.core.generation import (
     Completion,
     FinishReason,
-    GenerationRequest,
-    GenerationState,
     SamplingParams,
 )
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
 from ponder.core.sampling import SamplingConfig
-from ponder.core.usage import Usage
 from ponder.errors import BadRequestError
 from ponder.runtime import Run
 from ponder.strategies.base import Strategy, strategies
 from ponder.verifiers.answers import AnswerExtractor
-from ponder.verifiers.vote import majority_vote
+from ponder.verifiers.selection import select
 
 Mode = Literal["auto", "in_engine", "round_trip"]
 
@@ -128,8 +124,8 @@ class BudgetForcing(Strategy):
         return self
 
     async def run(self, problem: Problem, ctx: Run) -> Result:
-        mode = self._mode(ctx.backend)
-        prompt = ctx.backend.render(problem, self.system_prompt)
+        mode = self._mode(ctx)
+        prompt = ctx.render(problem, self.system_prompt)
         limits = self._limits(ctx, len(prompt))
         if limits is None:
             return self._result(ctx, [_Chain(stopped_by=ctx.ledger.exhausted_by)], mode, None)
@@ -144,12 +140,12 @@ class BudgetForcing(Strategy):
         return self._result(ctx, chains, mode, args)
 
     # -- configuration ----------------------------------------------------------------------
-    def _mode(self, backend: Backend) -> Literal["in_engine", "round_trip"]:
-        runs = FORCING_KEY in getattr(backend, "engine_processors", frozenset())
+    def _mode(self, ctx: Run) -> Literal["in_engine", "round_trip"]:
+        runs = FORCING_KEY in ctx.engine_processors
         if self.mode == "in_engine" and not runs:
             raise BadRequestError(
                 f"mode 'in_engine' needs an in-process vLLM engine started with "
-                f"VllmConfig(budget_forcing=True); the {backend.name} backend does not run "
+                f"VllmConfig(budget_forcing=True); the {ctx.backend.name} backend does not run "
                 f"the processor: use mode 'round_trip' or 'auto'"
             )
         if self.mode == "auto":
@@ -160,26 +156,23 @@ class BudgetForcing(Strategy):
         """The forcing args and each chain's token ceiling, with the thinking maximum shrunk
         so that n chains, each with its answer, fit in what the budget has left. None (the
         ledger flagged) when not even one thinking token and the answer fit."""
-        backend, thinking = ctx.backend, self.thinking
-        answer_prompt = len(backend.encode(thinking.answer_prompt))
-        affordable = _per_chain_tokens(ctx, prompt_tokens, self.n)
+        thinking = self.thinking
+        answer_prompt = len(ctx.encode(thinking.answer_prompt))
+        affordable = ctx.affordable_tokens(prompt_tokens, self.n)
         ceiling, max_thinking = self.sampling.max_tokens, self.max_thinking_tokens
         if affordable is not None:
             ceiling = min(ceiling, affordable)
             max_thinking = min(max_thinking, affordable - self.max_answer_tokens - answer_prompt)
         if max_thinking < 1:
             smallest = self.n * (1 + answer_prompt + self.max_answer_tokens)
-            # Asking for it flags the ledger with the limit that refuses it.
-            held = ctx.ledger.try_reserve(generated_tokens=smallest, prompt_tokens=prompt_tokens)
-            if held is not None:
-                held.release()
+            ctx.fits(generated_tokens=smallest, prompt_tokens=prompt_tokens)  # names the limit
             return None
         args = ForcingArgs.build(
             think_end=thinking.think_end,
             continuation=thinking.continuation,
             answer_prompt=thinking.answer_prompt,
-            encode=backend.encode,
-            decode=backend.decode,
+            encode=ctx.encode,
+            decode=ctx.decode,
             min_thinking=min(self.min_thinking_tokens, max_thinking),
             max_thinking=max_thinking,
             max_answer=self.max_answer_tokens,
@@ -202,7 +195,7 @@ class BudgetForcing(Strategy):
             ceiling, ctx.next_seed(), n=self.n,
             extra_args={FORCING_KEY: args.model_dump(mode="json")},
         )
-        state = await _generate(ctx, prompt, params)
+        state = await ctx.generate(prompt, params)
         if state is None:
             return [_Chain(forced_continuations=None, stopped_by=ctx.ledger.exhausted_by)]
         chains = []
@@ -219,7 +212,7 @@ class BudgetForcing(Strategy):
         self, ctx: Run, prompt: list[int], args: ForcingArgs, ceiling: int, seed: int
     ) -> _Chain:
         """One chain: stop at the marker, continue or close it, then answer."""
-        chain, backend, thinking = _Chain(), ctx.backend, self.thinking
+        chain, thinking = _Chain(), self.thinking
         while True:
             room = args.max_thinking - len(chain.token_ids)  # within ceiling by construction
             if room <= 0:
@@ -231,16 +224,16 @@ class BudgetForcing(Strategy):
             completion = await self._call(ctx, prompt, chain, params)
             if completion is None:
                 return chain
-            ids, kept = completion.token_ids, self._kept(completion, backend)
+            ids, kept = completion.token_ids, self._kept(completion, ctx)
             wants_to_end = completion.finish_reason == "stop"
             thought = len(chain.token_ids) + kept
             if (wants_to_end and thought < args.min_thinking
                     and chain.forced_continuations < args.max_continuations):
-                replaced = backend.decode(ids[kept:])
+                replaced = ctx.decode(ids[kept:])
                 chain.extend(ids[:kept], generated=True)
                 chain.dropped += len(ids) - kept
                 word = continuation_for(replaced, thinking.continuation)
-                chain.extend(backend.encode(word), generated=False)
+                chain.extend(ctx.encode(word), generated=False)
                 chain.forced_continuations += 1
                 continue
             chain.extend(ids, generated=True)
@@ -249,7 +242,7 @@ class BudgetForcing(Strategy):
             if completion.stop_reason != thinking.think_end:
                 return chain  # ended (EOS) at or above the minimum, without the marker
             return await self._answer(ctx, prompt, chain, args, ceiling, seed)
-        chain.extend(backend.encode(thinking.answer_prompt), generated=False)
+        chain.extend(ctx.encode(thinking.answer_prompt), generated=False)
         chain.forced_close = True
         return await self._answer(ctx, prompt, chain, args, ceiling, seed)
 
@@ -270,7 +263,7 @@ class BudgetForcing(Strategy):
     ) -> Completion | None:
         """Continue the chain from its token ids; None (the chain stops) when the budget
         refuses the call or its clock cuts it (whatever it generated is kept)."""
-        state = await _generate(ctx, prompt + chain.token_ids, params)
+        state = await ctx.generate(prompt + chain.token_ids, params)
         if state is None:
             chain.stopped_by = ctx.ledger.exhausted_by
             return None
@@ -283,13 +276,13 @@ class BudgetForcing(Strategy):
             return None
         return completion
 
-    def _kept(self, completion: Completion, backend: Backend) -> int:
+    def _kept(self, completion: Completion, ctx: Run) -> int:
         """How many of a thinking call's tokens stay if the ending is overridden: those
         before the marker, or all but a final stop token (EOS)."""
         ids = completion.token_ids
         if completion.stop_reason == self.thinking.think_end:
-            return self.thinking.split_tokens(ids, backend.decode)
-        ends_with_eos = bool(ids) and ids[-1] in backend.eos_token_ids
+            return self.thinking.split_tokens(ids, ctx.decode)
+        ends_with_eos = bool(ids) and ids[-1] in ctx.eos_token_ids
         return len(ids) - 1 if ends_with_eos else len(ids)
 
     # -- the result ---------------------------------------------------------------------------
@@ -300,26 +293,22 @@ class BudgetForcing(Strategy):
         candidates, reports = [], []
         spent_thinking = 0
         for index, chain in enumerate(c for c in chains if c.token_ids):
-            candidate, report = self._candidate(index, chain, ctx.backend)
+            candidate, report = self._candidate(index, chain, ctx)
             candidates.append(candidate)
             reports.append(report)
             spent_thinking += report["thinking_tokens"]
-        ctx.ledger.charge(Usage(thinking_tokens=spent_thinking))
-        vote = majority_vote([c.answer for c in candidates], [c.num_tokens for c in candidates])
+        ctx.charge_thinking(spent_thinking)
+        winner, evidence = select(candidates, "majority")
         stopped = [c.stopped_by for c in chains if c.stopped_by]
         continuations = [c.forced_continuations for c in chains]
-        return Result(
-            strategy=self.name,
-            candidates=candidates,
-            selected_index=vote.winner_index,
-            usage=ctx.ledger.spent,
-            budget_exhausted=bool(stopped),
-            exhausted_by=stopped[0] if stopped else None,
+        return ctx.result(
+            self.name, candidates, winner,
+            cut=bool(stopped), exhausted_by=stopped[0] if stopped else None,
             details={
                 "mode": mode,
                 "min_thinking_tokens": args.min_thinking if args else None,
                 "max_thinking_tokens": args.max_thinking if args else None,
-                "votes": vote.counts,
+                **evidence,
                 "forced_continuations": None if None in continuations else sum(continuations),
                 "forced_closes": sum(c.forced_close for c in chains),
                 "chains": reports,
@@ -327,10 +316,10 @@ class BudgetForcing(Strategy):
         )
 
     def _candidate(
-        self, index: int, chain: _Chain, backend: Backend
+        self, index: int, chain: _Chain, ctx: Run
     ) -> tuple[Candidate, dict[str, Any]]:
-        text = backend.decode(chain.token_ids)
-        thinking_end = self.thinking.split_tokens(chain.token_ids, backend.decode)
+        text = ctx.decode(chain.token_ids)
+        thinking_end = self.thinking.split_tokens(chain.token_ids, ctx.decode)
         thought = sum(chain.generated[:thinking_end]) + chain.dropped
         answered = sum(chain.generated[thinking_end:])
         candidate = Candidate(
@@ -353,31 +342,3 @@ class BudgetForcing(Strategy):
             "dropped_tokens": chain.dropped,
         }
         return candidate, report
-
-
-def _per_chain_tokens(ctx: Run, prompt_tokens: int, n: int) -> int | None:
-    """Generated tokens each of ``n`` chains may spend within the budget (None: no limit)."""
-    lefts = []
-    generated = ctx.ledger.remaining("generated_tokens")
-    total = ctx.ledger.remaining("total_tokens")
-    if generated is not None:
-        lefts.append(int(generated))
-    if total is not None:
-        lefts.append(int(total) - prompt_tokens)
-    return min(lefts) // n if lefts else None
-
-
-async def _generate(
-    ctx: Run, prompt: Sequence[int], params: SamplingParams
-) -> GenerationState | None:
-    """One reserved, settled engine call; None when the budget refuses it."""
-    reservation = ctx.ledger.try_reserve(
-        generated_tokens=params.n * params.max_tokens, prompt_tokens=len(prompt), model_calls=1
-    )
-    if reservation is None:
-        return None
-    request = GenerationRequest(prompt_token_ids=tuple(prompt), params=params)
-    with reservation:
-        state = await ctx.backend.generate(request, timeout=ctx.ledger.seconds_left())
-        reservation.settle(state.usage)
-    return state

@@ -26,11 +26,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ponder.budgets.ledger import Reservation
 from ponder.core.generation import (
     Completion,
     FinishReason,
-    GenerationRequest,
     GenerationState,
     SamplingParams,
 )
@@ -39,7 +37,7 @@ from ponder.core.result import Candidate
 from ponder.core.sampling import SamplingConfig
 from ponder.core.thinking import ThinkingFormat
 from ponder.core.usage import Usage
-from ponder.runtime import Run
+from ponder.runtime import Run, Spending
 from ponder.strategies.cot_judge import (
     JudgeQueue,
     Pattern,
@@ -140,7 +138,7 @@ class ChainTrimmer:
         judge batches with other chains (None: this chain's own). ``max_tokens`` overrides
         ``sampling.max_tokens``. None when the budget cannot hold the chain and its answer."""
         max_tokens = max_tokens or self.sampling.max_tokens
-        held = ctx.ledger.try_reserve(
+        held = ctx.hold(
             generated_tokens=max_tokens + self.answer_max_tokens,
             prompt_tokens=len(prompt),
             model_calls=1,
@@ -182,7 +180,7 @@ class _ChainRun:
         self.trimmer, self.problem, self.prompt, self.ctx = trimmer, problem, prompt, ctx
         self.max_tokens = max_tokens
         self.thinking_limit = min(trimmer.max_thinking_tokens or max_tokens, max_tokens)
-        self.answer_prompt = ctx.backend.encode(trimmer.thinking.answer_prompt)
+        self.answer_prompt = ctx.encode(trimmer.thinking.answer_prompt)
         probe, judge = trimmer.probe, trimmer.judge
         self.probing = (probe, ProbeWindow(probe.window)) if probe is not None else None
         self.next_probe = probe.interval if probe is not None else 0
@@ -213,38 +211,31 @@ class _ChainRun:
         """Nothing a probe or the judge says can change this chain any more."""
         return self.done or self.closed or self.cut is not None
 
-    async def run(self, held: Reservation) -> TrimmedChain:
+    async def run(self, held: Spending) -> TrimmedChain:
+        """The chain (charged to ``held``, which also holds the answer's tokens) and the answer
+        after its cut."""
         ctx, sampling = self.ctx, self.trimmer.sampling
-        request = GenerationRequest(
-            prompt_token_ids=tuple(self.prompt),
-            params=SamplingParams(
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                max_tokens=self.max_tokens,
-                stop=sampling.stop,
-                seed=ctx.next_seed(),
-            ),
+        params = SamplingParams(
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=self.max_tokens,
+            stop=sampling.stop,
+            seed=ctx.next_seed(),
         )
-        spent = Usage()
         try:
-            state = await ctx.backend.generate(
-                request, timeout=ctx.ledger.seconds_left(), until=self._observe
-            )
-            spent.add(state.usage)
+            state = await held.generate(self.prompt, params, until=self._observe)
             self.done = True
             await asyncio.gather(*self.checks)  # probes in flight stop at their next token
             chain = state.completions[0]
-            spent.thinking_tokens = self.trimmer.thinking.split_tokens(
-                chain.token_ids, ctx.backend.decode
-            )
+            thinking = self.trimmer.thinking.split_tokens(chain.token_ids, ctx.decode)
+            held.add(Usage(thinking_tokens=thinking))
             cut = self.cut or self._natural_end(chain, state.timed_out)
             token_ids, finish_reason, answering = await self._answer(chain, cut)
-            spent.add(answering)
         finally:
             self.done = True
             for check in self.checks:
                 check.cancel()  # still running only when something above failed
-            held.settle(spent)
+        spent = held.spent + answering
         return self._trimmed(chain, cut, token_ids, finish_reason, spent, state.timed_out)
 
     # -- watching the chain ---------------------------------------------------------------
@@ -295,21 +286,18 @@ class _ChainRun:
     ) -> None:
         ctx = self.ctx
         prefix = self.prompt + token_ids + self.answer_prompt
-        held = ctx.ledger.try_reserve(
+        held = ctx.hold(
             generated_tokens=probe.max_tokens, prompt_tokens=len(prefix), model_calls=1
         )
         if held is None:
             return
         self.probes_sent += 1
-        request = GenerationRequest(
-            prompt_token_ids=tuple(prefix),
-            params=SamplingParams(temperature=0.0, max_tokens=probe.max_tokens),
-        )
         with held:
-            state = await ctx.backend.generate(
-                request, timeout=ctx.ledger.seconds_left(), until=lambda _: self.settled
+            state = await held.generate(
+                prefix,
+                SamplingParams(temperature=0.0, max_tokens=probe.max_tokens),
+                until=lambda _: self.settled,
             )
-            held.settle(state.usage)
         self.probe_tokens += state.usage.generated_tokens
         reply = state.completions[0]
         if reply.finish_reason == "aborted" or state.timed_out:
@@ -364,27 +352,30 @@ class _ChainRun:
         self, chain: Completion, cut: _Cut
     ) -> tuple[list[int], FinishReason | None, Usage]:
         """The continuation of the prompt (kept tokens, injected text, answer), its finish
-        reason and the usage of writing the answer."""
+        reason and the usage of writing the answer. The chain's hold holds the answer's
+        tokens; the answer's own engine call and prompt are held here, and when the budget
+        cannot hold them the chain ends at the injected prompt."""
         kept = list(chain.token_ids[: cut.tokens])
         if not cut.injected:
             return kept, chain.finish_reason, Usage()
-        eos = self.ctx.backend.eos_token_ids
+        eos = self.ctx.eos_token_ids
         while kept and kept[-1] in eos:
             kept.pop()  # an injected prompt goes where the chain stopped, not after its end
-        token_ids = kept + self.ctx.backend.encode(cut.injected)
+        token_ids = kept + self.ctx.encode(cut.injected)
         written = list(cut.probe.token_ids) if cut.probe is not None else []
         finish = cut.probe.finish_reason if cut.probe is not None else None
         token_ids += written
         room = self.trimmer.answer_max_tokens - len(written)
-        if finish == "stop" or room < 1 or self.ctx.ledger.expired:
+        prefix = self.prompt + token_ids
+        call = None
+        if finish != "stop" and room >= 1:
+            call = self.ctx.hold(model_calls=1, prompt_tokens=len(prefix))
+        if call is None:
             return token_ids, finish, Usage()
-        request = GenerationRequest(
-            prompt_token_ids=tuple(self.prompt + token_ids),
-            params=SamplingParams(temperature=0.0, max_tokens=room),
-        )
-        state = await self.ctx.backend.generate(request, timeout=self.ctx.ledger.seconds_left())
+        with call:
+            state = await call.generate(prefix, SamplingParams(temperature=0.0, max_tokens=room))
         reply = state.completions[0]
-        return token_ids + reply.token_ids, reply.finish_reason, state.usage
+        return token_ids + reply.token_ids, reply.finish_reason, call.spent
 
     def _trimmed(
         self,
@@ -395,7 +386,7 @@ class _ChainRun:
         spent: Usage,
         timed_out: bool,
     ) -> TrimmedChain:
-        decode, thinking = self.ctx.backend.decode, self.trimmer.thinking
+        decode, thinking = self.ctx.decode, self.trimmer.thinking
         text = decode(token_ids)
         return TrimmedChain(
             token_ids=token_ids,

@@ -29,10 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.thinking import ThinkingFormat
-from ponder.core.usage import Usage
 from ponder.errors import BudgetExhaustedError
 from ponder.runtime import Run
-from ponder.verifiers.base import Score
+from ponder.verifiers.base import Score, metered_scores
 from ponder.verifiers.judge import Judge, problem_text
 
 Pattern = Literal["overthinking", "underthinking", "repetition"]
@@ -148,13 +147,15 @@ class ThoughtJudge(Judge):
     async def verdicts(self, prompts: list[str], ctx: Run) -> list[Score]:
         """One score per prompt, all sent at once; each prompt is one verifier call. A budget
         that cannot hold them gets ``Score(None, reason)`` for each."""
+        return await metered_scores(
+            ctx, len(prompts), lambda: self._tokens_held(prompts, ctx), "not judged"
+        )
+
+    async def _tokens_held(self, prompts: list[str], ctx: Run) -> list[Score]:
         try:
-            with ctx.ledger.reserve(verifier_calls=len(prompts)) as held:
-                scores = await self._judge(prompts, ctx)
-                held.settle(Usage(verifier_calls=len(prompts)))
-        except BudgetExhaustedError as exc:
+            return await self._judge(prompts, ctx)
+        except BudgetExhaustedError as exc:  # the calls fit, their tokens did not
             return [Score(None, f"not judged: {exc}")] * len(prompts)
-        return scores
 
 
 @dataclass(frozen=True)

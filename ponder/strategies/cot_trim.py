@@ -32,7 +32,7 @@ from ponder.strategies.cot_chain import ChainTrimmer, TrimmedChain
 from ponder.strategies.cot_judge import PATTERNS, JudgeQueue, ThoughtJudge
 from ponder.strategies.cot_probe import ProbeExit
 from ponder.verifiers.answers import AnswerExtractor
-from ponder.verifiers.vote import majority_vote
+from ponder.verifiers.selection import select
 
 
 class TrimSettings(BaseModel):
@@ -89,7 +89,7 @@ class CoTTrim(Strategy, TrimSettings):
         )
 
     async def run(self, problem: Problem, ctx: Run) -> Result:
-        prompt = ctx.backend.render(problem, self.system_prompt)
+        prompt = ctx.render(problem, self.system_prompt)
         trimmer = self.trimmer()
         judges = JudgeQueue(self.judge, ctx) if self.judge is not None else None
         shortened = False
@@ -124,20 +124,15 @@ class CoTTrim(Strategy, TrimSettings):
         self, chains: list[TrimmedChain], ctx: Run, judges: JudgeQueue | None, shortened: bool
     ) -> Result:
         candidates = [chain.candidate(i) for i, chain in enumerate(chains)]
-        vote = majority_vote([c.answer for c in candidates], [c.num_tokens for c in candidates])
+        winner, evidence = select(candidates, "majority")
         ended_by = [chain.ended_by for chain in chains]
         timed_out = any(chain.timed_out for chain in chains)
         exhausted = len(chains) < self.n or timed_out or shortened
         counts = Counter(ended_by)
-        return Result(
-            strategy=self.name,
-            candidates=candidates,
-            selected_index=vote.winner_index,
-            usage=ctx.ledger.spent,
-            budget_exhausted=exhausted,
-            exhausted_by=(ctx.ledger.exhausted_by or "seconds") if exhausted else None,
+        return ctx.result(
+            self.name, candidates, winner, cut=exhausted,
             details={
-                "votes": vote.counts,
+                **evidence,
                 "ended_by": ended_by,
                 "kept_tokens": [chain.kept_tokens for chain in chains],
                 "streamed_tokens": [chain.streamed_tokens for chain in chains],

@@ -16,39 +16,36 @@ its slot is refilled at the next resampling. The run ends when no particle moves
 ``max_steps`` steps, or when the budget ends it (then with the particles so far).
 
 The answer comes from the particles that gave an answer (all when none did), the finished
-among them when any finished, by ``selection``: ``argmax`` the heaviest (ties: shorter path,
-then earlier particle), ``sample`` one drawn by weight from the run's seeded stream, ``vote``
-the answer with the largest total weight. Every particle's path is a candidate; the tree
-holds every step.
+among them when any finished, by ``selection`` over the particles' weights
+(``ponder.verifiers.selection``): ``argmax`` the heaviest (ties: shorter path, then earlier
+particle), ``sample`` one drawn by weight from the run's seeded stream, ``weighted`` the answer
+with the largest total weight, ``majority`` the answer most particles reached. Every
+particle's path is a candidate; the tree holds every step.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
-from ponder.core.sampling import SamplingConfig
 from ponder.core.usage import Usage
 from ponder.runtime import Run
-from ponder.search.expansion import Expansion, StepConfig, expand
+from ponder.search.expansion import Expansion
+from ponder.search.writers import StepWriter
 from ponder.search.particles import Population, Reward, reward
 from ponder.search.resampling import Scheme
 from ponder.search.scoring import path_candidate, score_nodes
-from ponder.search.selection import answered_first
-from ponder.search.thinking import charge_thinking, count_candidate_thinking
+from ponder.search.thinking import count_candidate_thinking
 from ponder.search.tree import ROOT, SearchTree
-from ponder.strategies.base import Strategy, strategies
-from ponder.verifiers.answers import AnswerExtractor
-from ponder.verifiers.base import Verifier, verifiers
-from ponder.verifiers.vote import majority_vote
-
-Selection = Literal["argmax", "sample", "vote"]
+from ponder.strategies.base import strategies
+from ponder.strategies.step_search import StepSearchStrategy
+from ponder.verifiers.selection import SelectionRuleOrSample, answered_first, select
 
 _STEP_USAGE = ("model_calls", "prompt_tokens", "cached_prompt_tokens", "generated_tokens")
 """What each step's record says about its requests."""
@@ -61,6 +58,7 @@ class SearchRun:
     problem: Problem
     ctx: Run
     tree: SearchTree
+    writer: StepWriter
     rng: np.random.Generator
     """Resampling's stream, seeded from the context's."""
     steps: list[dict[str, Any]] = field(default_factory=list)
@@ -77,22 +75,13 @@ class SearchRun:
 
 
 @strategies.register("particle_filter")
-class ParticleFilter(Strategy):
+class ParticleFilter(StepSearchStrategy):
     name = "particle_filter"
-    scores_steps = True
 
     n: int = Field(8, ge=1, le=256, description="Particles (every step's requests go at once).")
     max_steps: int = Field(
         12, ge=1, le=1000, description="Most steps per particle; the chain's token limit "
         "(sampling.max_tokens) may end a path sooner."
-    )
-    step: StepConfig = StepConfig()
-    sampling: SamplingConfig = SamplingConfig()
-    extractor: AnswerExtractor = AnswerExtractor()
-    verifier: Verifier = Field(
-        default_factory=lambda: verifiers.build("step_judge"),
-        description="The step scorer (a process verifier): scores each particle's path after "
-        "every step; a registry name, a config with 'name', or an object.",
     )
     softmax_temperature: float = Field(
         1.0, gt=0.0, allow_inf_nan=False,
@@ -109,23 +98,21 @@ class ParticleFilter(Strategy):
     resampling: Scheme = Field(
         "systematic", description="multinomial, systematic, stratified or residual."
     )
-    selection: Selection = Field("argmax", description="argmax, sample or vote (by weight).")
-
-    @field_validator("verifier", mode="before")
-    @classmethod
-    def _build_verifier(cls, value: object) -> Verifier:
-        return verifiers.build(value)  # type: ignore[arg-type]
+    selection: SelectionRuleOrSample = Field(
+        "argmax", description="By weight: argmax (the heaviest), sample (drawn by weight), "
+        "weighted (largest total weight per answer), or majority (one vote per particle)."
+    )
 
     async def run(self, problem: Problem, ctx: Run) -> Result:
-        run = self.start(problem, ctx)
+        run = await self.start(problem, ctx)
         population = await self.sweep(run, Population.at(ROOT, self.n))
         return self.result(run, population)
 
     # -- the pieces particle Gibbs reuses ---------------------------------------------------
-    def start(self, problem: Problem, ctx: Run) -> SearchRun:
-        prompt = ctx.backend.render(problem, self.system_prompt)
-        tree = SearchTree(prompt, prompt_text=ctx.backend.decode(prompt))
-        return SearchRun(problem, ctx, tree, np.random.default_rng(ctx.next_seed()))
+    async def start(self, problem: Problem, ctx: Run) -> SearchRun:
+        tree = self.tree(problem, ctx)
+        writer = await self.writer(problem, tree, ctx)
+        return SearchRun(problem, ctx, tree, writer, np.random.default_rng(ctx.next_seed()))
 
     async def sweep(self, run: SearchRun, population: Population, iteration: int = 0) -> Population:
         """Run the filter until no particle moves, ``max_steps``, or the budget ends it."""
@@ -151,8 +138,7 @@ class ParticleFilter(Strategy):
             path_candidate(run.tree, node, index, self.extractor)
             for index, node in enumerate(nodes)
         ]
-        count_candidate_thinking(candidates, self.thinking, run.ctx.backend.decode)
-        charge_thinking(run.tree, self.thinking, run.ctx)
+        count_candidate_thinking(candidates, self.thinking, run.ctx.decode)
         for node, weight in zip(nodes, weights):
             run.tree.node(node).meta["weight"] = weight
         selected, evidence = self._select(candidates, weights, run)
@@ -165,15 +151,9 @@ class ParticleFilter(Strategy):
             "resamplings": run.resamplings,
             "generation": run.generation.to_dict(),
         }
-        return Result(
-            strategy=self.name,
-            candidates=candidates,
-            selected_index=selected,
-            usage=run.ctx.ledger.spent,
-            budget_exhausted=run.budget_exhausted,
-            exhausted_by=run.exhausted_by if run.budget_exhausted else None,
-            details=details,
-            tree=run.tree,
+        return run.ctx.result(
+            self.name, candidates, selected,
+            cut=run.budget_exhausted, exhausted_by=run.exhausted_by, details=details, tree=run.tree,
         )
 
     # -- one step ---------------------------------------------------------------------------
@@ -195,11 +175,7 @@ class ParticleFilter(Strategy):
         for node, members in at.items():
             by_copies.setdefault(len(members), []).append(node)
         expansions: list[Expansion] = await asyncio.gather(*(
-            expand(
-                run.tree, nodes, run.ctx, n=copies, step=self.step, sampling=self.sampling,
-                logprobs=self.verifier.needs_logprobs,
-            )
-            for copies, nodes in by_copies.items()
+            run.writer.grow(nodes, n=copies) for copies, nodes in by_copies.items()
         ))
         usage = Usage()
         for expansion in expansions:
@@ -264,18 +240,9 @@ class ParticleFilter(Strategy):
         of those the finished (all of those when none finished)."""
         answered = answered_first([c for c, w in zip(candidates, weights) if w > 0])
         pool = [c for c in answered if c.finish_reason is not None] or answered
-        if not pool:
-            return None, {}
-        if self.selection == "argmax":
-            best = min(pool, key=lambda c: (-weights[c.index], c.num_tokens, c.index))
-            return best.index, {}
-        if self.selection == "sample":
-            return run.ctx.rng.choices(pool, weights=[weights[c.index] for c in pool])[0].index, {}
-        vote = majority_vote(
-            [c.answer for c in pool], [c.num_tokens for c in pool], [weights[c.index] for c in pool]
+        return select(
+            pool, self.selection, weights=[weights[c.index] for c in pool], rng=run.ctx.rng
         )
-        selected = None if vote.winner_index is None else pool[vote.winner_index].index
-        return selected, {"votes": vote.counts}
 
 
 def _node_weights(population: Population, nodes: list[int]) -> list[float]:

@@ -46,7 +46,7 @@ class ParticleGibbs(ParticleFilter):
         return self
 
     async def run(self, problem: Problem, ctx: Run) -> Result:
-        run = self.start(problem, ctx)
+        run = await self.start(problem, ctx)
         references: list[Particle] = []
         iterations: list[dict[str, Any]] = []
         for iteration in range(self.iterations):

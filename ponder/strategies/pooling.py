@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -101,17 +100,9 @@ async def run_sampler(
     *,
     pool: Literal["selected", "all"] = "selected",
 ) -> Pool:
-    """Run ``sampler`` ``runs`` times at once, each in a child context, and pool their
+    """Run ``sampler`` ``runs`` times at once, each in a child run, and pool their
     candidates (see the module docstring)."""
-    children = [
-        Run(
-            backend=ctx.backend,
-            ledger=ctx.ledger.child(),
-            rng=random.Random(ctx.next_seed()),
-            score_cache=ctx.score_cache,
-        )
-        for _ in range(runs)
-    ]
+    children = [ctx.child() for _ in range(runs)]
     results = await asyncio.gather(*(sampler.run(problem, child) for child in children))
     candidates: list[Candidate] = []
     origins: list[list[int]] = []

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ponder.core.generation import Completion, GenerationRequest, GenerationState, SamplingParams
+from ponder.core.generation import Completion, GenerationState, SamplingParams
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
 from ponder.core.sampling import SamplingConfig
 from ponder.core.thinking import ThinkingFormat
-from ponder.core.usage import Usage
 from ponder.runtime import Run
 from ponder.verifiers.answers import AnswerExtractor
 
@@ -53,43 +52,33 @@ async def sample_chains(
     With ``stop_after``, sampling ends as soon as that many chains have stopped on their own
     (finish reason ``stop``; chains cut by ``max_tokens`` do not count). With ``thinking``,
     each chain's tokens are split into thinking and answer, and usage counts the thinking."""
-    prompt = ctx.backend.render(problem, system_prompt)
+    prompt = ctx.render(problem, system_prompt)
     candidates: list[Candidate] = []
     finish_order: list[int] = []
     stopped = aborted = 0
     timed_out = False
     while len(candidates) < n and not timed_out and (stop_after is None or stopped < stop_after):
         wanted = n - len(candidates)
-        fitting = ctx.ledger.fit_samples(wanted, sampling.max_tokens, len(prompt))
+        fitting = ctx.fit_samples(wanted, sampling.max_tokens, len(prompt))
         max_tokens = sampling.max_tokens
         if fitting == 0 and not candidates:
             # Not even one full chain fits: one shorter chain beats no answer at all.
-            fitting, max_tokens = 1, tokens_for_one_chain(ctx, len(prompt), max_tokens)
-        reservation = ctx.ledger.try_reserve(
-            generated_tokens=max(fitting, 1) * max_tokens, prompt_tokens=len(prompt), model_calls=1
-        )
-        if reservation is None:
-            break
-        request = GenerationRequest(
-            prompt_token_ids=tuple(prompt),
-            params=SamplingParams(
-                n=fitting,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                max_tokens=max_tokens,
-                stop=sampling.stop,
-                logprobs=0 if logprobs else None,
-                seed=ctx.next_seed(),
-            ),
+            fitting, max_tokens = 1, ctx.tokens_for_one_chain(len(prompt), max_tokens)
+        params = SamplingParams(
+            n=max(fitting, 1),
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=max_tokens,
+            stop=sampling.stop,
+            logprobs=0 if logprobs else None,
+            seed=ctx.next_seed(),
         )
         watch = _FinishWatch(None if stop_after is None else stop_after - stopped)
-        with reservation:
-            state = await ctx.backend.generate(
-                request,
-                timeout=ctx.ledger.seconds_left(),
-                until=watch if stop_after is not None else None,  # nothing to watch for
-            )
-            reservation.settle(state.usage)
+        state = await ctx.generate(
+            prompt, params, until=watch if stop_after is not None else None  # nothing to watch for
+        )
+        if state is None:
+            break
         split = _thinking_split(state.completions, thinking, ctx)
         watch(state)  # the final state may hold finishes no update was seen for
         timed_out, stopped = state.timed_out, stopped + watch.stopped
@@ -134,19 +123,6 @@ class _FinishWatch:
         return self.enough is not None and self.stopped >= self.enough
 
 
-def tokens_for_one_chain(ctx: Run, prompt_tokens: int, max_tokens: int) -> int:
-    """The most tokens one chain may generate within what the budget has left (at least 1,
-    so that a budget with nothing left is refused by the reservation and says so)."""
-    limits = [max_tokens]
-    generated = ctx.ledger.remaining("generated_tokens")
-    total = ctx.ledger.remaining("total_tokens")
-    if generated is not None:
-        limits.append(int(generated))
-    if total is not None:
-        limits.append(int(total) - prompt_tokens)
-    return max(1, min(limits))
-
-
 def _thinking_split(
     completions: list[Completion], thinking: ThinkingFormat | None, ctx: Run
 ) -> dict[int, int]:
@@ -154,8 +130,8 @@ def _thinking_split(
     to the ledger as the thinking part of what was generated."""
     if thinking is None:
         return {}
-    split = {c.index: thinking.split_tokens(c.token_ids, ctx.backend.decode) for c in completions}
-    ctx.ledger.charge(Usage(thinking_tokens=sum(split.values())))
+    split = {c.index: thinking.split_tokens(c.token_ids, ctx.decode) for c in completions}
+    ctx.charge_thinking(sum(split.values()))
     return split
 
 

@@ -22,7 +22,7 @@ from ponder.runtime import Run
 from ponder.strategies.base import strategies
 from ponder.strategies.cot_trim import CoTTrim, TrimSettings
 from ponder.strategies.pooling import SampledStrategy
-from ponder.verifiers.vote import majority_vote
+from ponder.verifiers.selection import select
 
 
 @strategies.register("self_consistency")
@@ -58,13 +58,9 @@ class SelfConsistency(SampledStrategy):
             return result
         pool = await self._draw(problem, ctx)
         candidates = pool.candidates
-        vote = majority_vote([c.answer for c in candidates], [c.num_tokens for c in candidates])
-        return Result(
-            strategy=self.name,
-            candidates=candidates,
-            selected_index=vote.winner_index,
-            usage=ctx.ledger.spent,
-            budget_exhausted=pool.budget_exhausted,
-            exhausted_by=pool.exhausted_by,
-            details={"votes": vote.counts, **pool.details},
+        winner, evidence = select(candidates, "majority")
+        return ctx.result(
+            self.name, candidates, winner,
+            cut=pool.budget_exhausted, exhausted_by=pool.exhausted_by,
+            details={**evidence, **pool.details},
         )

@@ -1,21 +1,16 @@
-"""Step expansion through a step generator: search strategies whose steps are written by a
-``StepGenerator`` session (speculative reasoning: a draft model writes, the base model rates
-and rewrites) instead of being sampled in one ``n``-sample request per parent.
+"""Step searches whose steps a step session writes (speculative reasoning: a draft model
+writes, the base model rates and rewrites), instead of being sampled in one ``n``-sample
+request per parent.
 
 Every child of every parent is one ``next_step`` call of the session (the last step of a
 search, ``to_end``, calls ``finish``: the base model runs the chain to the end of its answer),
 and all of them run at once, so the engine batches them. Seeds are drawn in child order
-before anything starts. The session reserves and settles each call on the run's ledger and
-charges the thinking part of what it wrote (rejected drafts included), so the search must
-not charge the tree's thinking again.
-
-The session's step delimiter and step size apply (its ``step_delimiter``, by default the
-thinking format's segment end, and ``max_step_tokens``); of the search's ``step`` config only
-the answer marker applies (a step that writes it ends its path), and look-ahead roll-outs,
-which the base model samples as before, use all of it. A node records
-who wrote its step in ``meta["author"]`` and the base model's rating in ``meta["rating"]``.
-A step the budget refused adds no node and ends the search; a step the clock cut short is
-kept as a pruned node (its tokens were spent).
+before anything starts. The session charges the thinking part of what it wrote (rejected
+drafts included). The search's ``step`` config says where a step ends, as for sampled steps;
+a step that writes its answer marker ends its path. A node records who wrote its step in
+``meta["author"]`` and the base model's rating in ``meta["rating"]``. A step the budget
+refused adds no node and ends the search; a step the clock cut short is kept as a pruned
+node (its tokens were spent).
 """
 
 from __future__ import annotations
@@ -23,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ponder.core.sampling import SamplingConfig
 from ponder.core.usage import Usage
 from ponder.runtime import Run
 from ponder.search.expansion import Expansion, StepConfig
 from ponder.search.tree import ROOT, Node, NodeStatus, SearchTree
-from ponder.strategies.step_generators import Prefix, Step, StepSession
+
+if TYPE_CHECKING:  # the step generators build expanders, so they import this module
+    from ponder.strategies.step_generators import Prefix, Step, StepSession
 
 
 class SessionExpander:
@@ -48,7 +46,7 @@ class SessionExpander:
         self.step = step
         self._prefixes: dict[int, Prefix] = {ROOT: session.root}
 
-    async def expand(self, parents: Sequence[int], *, n: int, to_end: bool) -> Expansion:
+    async def grow(self, parents: Sequence[int], *, n: int, to_end: bool = False) -> Expansion:
         """Up to ``n`` children under each of ``parents``, every step written at once."""
         started = time.perf_counter()
         jobs = [(parent, self.ctx.next_seed()) for parent in parents for _ in range(n)]

@@ -20,7 +20,7 @@ from ponder.runtime import Run
 from ponder.strategies.base import Strategy, strategies
 from ponder.strategies.sampling import SampledChains, sample_chains
 from ponder.verifiers.answers import AnswerExtractor
-from ponder.verifiers.vote import majority_vote
+from ponder.verifiers.selection import select
 
 
 class FinishRace(Strategy):
@@ -52,27 +52,21 @@ class FinishRace(Strategy):
         )
         voters = _first_stopped(chains, self.quorum)
         selected, votes = self._select(voters)
-        usage = ctx.ledger.spent
-        return Result(
-            strategy=self.name,
-            candidates=chains.candidates,
-            selected_index=selected,
-            usage=usage,
-            budget_exhausted=chains.budget_exhausted,
-            exhausted_by=chains.exhausted_by,
+        return ctx.result(
+            self.name, chains.candidates, selected,
+            cut=chains.budget_exhausted, exhausted_by=chains.exhausted_by,
             details={
                 "votes": votes,
                 "finished_first": len(voters),
                 "stopped": chains.aborted,
-                "cancelled_tokens": usage.cancelled_tokens,
+                "cancelled_tokens": ctx.ledger.spent.cancelled_tokens,
             },
         )
 
     def _select(self, voters: list[Candidate]) -> tuple[int | None, dict[str, float]]:
         """Majority among the finishers; ties to the shortest chain, then the earliest finisher."""
-        vote = majority_vote([c.answer for c in voters], [c.num_tokens for c in voters])
-        winner = None if vote.winner_index is None else voters[vote.winner_index].index
-        return winner, vote.counts
+        winner, evidence = select(voters, "majority")
+        return winner, evidence["votes"]
 
 
 def _first_stopped(chains: SampledChains, quorum: int) -> list[Candidate]:

@@ -26,17 +26,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from ponder.backends.base import Backend
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
 from ponder.core.sampling import SamplingConfig
 from ponder.runtime import Run
+from ponder.search.expansion import StepConfig
 from ponder.strategies.base import Strategy, strategies
 from ponder.strategies.step_generators import SpeculativeSteps, Step, StepSession
 from ponder.verifiers.answers import AnswerExtractor
-from ponder.verifiers.vote import majority_vote
+from ponder.verifiers.selection import select
 
 
 @dataclass
@@ -62,15 +62,26 @@ class SpecReason(Strategy):
     n: int = Field(1, ge=1, le=256, description="Chains grown at once, step by step; 2+ vote.")
     steps: SpeculativeSteps = Field(
         default_factory=SpeculativeSteps,
-        description="The draft model, the acceptance threshold, the step delimiter and size.",
+        description="The draft model and the acceptance threshold.",
     )
+    step: StepConfig = Field(StepConfig(), description="Where a step ends (delimiters, size).")
     max_steps: int = Field(64, ge=1, description="Most reasoning steps per chain.")
     sampling: SamplingConfig = SamplingConfig()
     extractor: AnswerExtractor = AnswerExtractor()
 
+    @field_validator("step")
+    @classmethod
+    def _no_answer_marker(cls, step: StepConfig) -> StepConfig:
+        if step.answer_marker is not None:
+            raise ValueError(
+                "answer_marker ends a path of a step search; a speculative chain ends when its "
+                "thinking closes (thinking.think_end): leave step.answer_marker unset"
+            )
+        return step
+
     async def run(self, problem: Problem, ctx: Run) -> Result:
         session = await self.steps.open(
-            problem, ctx, sampling=self.sampling, system_prompt=self.system_prompt,
+            problem, ctx, step=self.step, sampling=self.sampling, system_prompt=self.system_prompt,
             thinking=self.thinking,
         )
         # Seeds drawn in chain order: reproducible however the chains' calls interleave.
@@ -78,17 +89,12 @@ class SpecReason(Strategy):
         chains = await asyncio.gather(
             *(self._grow(session, random.Random(seed)) for seed in seeds)
         )
-        candidates = [self._candidate(i, chain, ctx.backend) for i, chain in enumerate(chains)]
-        vote = majority_vote([c.answer for c in candidates], [c.num_tokens for c in candidates])
+        candidates = [self._candidate(i, chain, ctx) for i, chain in enumerate(chains)]
+        winner, evidence = select(candidates, "majority")
         cut = any(chain.ended_by in ("budget", "seconds") for chain in chains)
-        return Result(
-            strategy=self.name,
-            candidates=candidates,
-            selected_index=vote.winner_index,
-            usage=ctx.ledger.spent,
-            budget_exhausted=cut,
-            exhausted_by=(ctx.ledger.exhausted_by or "seconds") if cut else None,
-            details={"votes": vote.counts, **_split(chains, session)},
+        return ctx.result(
+            self.name, candidates, winner, cut=cut,
+            details={**evidence, **_split(chains, session)},
         )
 
     async def _grow(self, session: StepSession, rng: random.Random) -> _Chain:
@@ -111,7 +117,7 @@ class SpecReason(Strategy):
                 chain.ended_by = "max_tokens" if step.finish_reason == "length" else "answer"
                 return chain
 
-    def _candidate(self, index: int, chain: _Chain, backend: Backend) -> Candidate:
+    def _candidate(self, index: int, chain: _Chain, ctx: Run) -> Candidate:
         ids = [token for step in chain.kept for token in step.token_ids]
         text = chain.text
         return Candidate(
@@ -120,7 +126,7 @@ class SpecReason(Strategy):
             num_tokens=len(ids),
             finish_reason="stop" if chain.ended_by == "answer" else "length",
             answer=self.extractor.extract(text),
-            thinking_tokens=self.thinking.split_tokens(ids, backend.decode),
+            thinking_tokens=self.thinking.split_tokens(ids, ctx.decode),
             token_ids=ids,
         )
 

@@ -6,7 +6,7 @@ the next step and reports who wrote it and what every call for it used, so strat
 grow chains step by step (speculative reasoning now, beam search and the like later) share
 one piece:
 
-- ``StepGenerator``: the base model (the context's backend) samples each step.
+- ``StepGenerator``: the base model (the run's model) samples each step.
 - ``SpeculativeSteps`` (SpecReason, Pan et al. 2025): a small draft model writes the step; the
   base model rates it 0-9 in a one-token call (the expected digit under its top logprobs),
   and a step rated at least ``threshold`` is kept, else the base model writes the step itself.
@@ -30,30 +30,31 @@ price of mixing tokenizers.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from ponder.backends.base import Backend
-from ponder.backends.factory import BACKEND_KINDS, build_backend
-from ponder.core.generation import (
-    Completion,
-    FinishReason,
-    GenerationRequest,
-    GenerationState,
-    SamplingParams,
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
 )
+
+from ponder.core.generation import Completion, FinishReason, SamplingParams
 from ponder.core.problem import Problem
 from ponder.core.registry import Registry
 from ponder.core.sampling import SamplingConfig
 from ponder.core.thinking import ThinkingFormat
 from ponder.core.usage import Usage
-from ponder.errors import BudgetExhaustedError
-from ponder.runtime import Run
-from ponder.strategies.sampling import tokens_for_one_chain
+from ponder.runtime import MODEL_KINDS, ModelSpec, Run, charged
+from ponder.search.expansion import StepConfig
+from ponder.search.tree import SearchTree
+from ponder.search.writers import SampledSteps, StepWriter
+from ponder.strategies.session_expansion import SessionExpander
 from ponder.verifiers.judge_scoring import TOP_LOGPROBS, digit_score
 
 Author = Literal["draft", "base"]
@@ -123,16 +124,17 @@ class Step:
 
 
 class StepSession:
-    """One run's step writer, in which the base model samples each step. Subclasses change
+    """One run's chain writer, in which the base model samples each step. Subclasses change
     who writes a step; ``finish`` (the answer after the thinking) is the base model's."""
 
-    def __init__(self, root: Prefix, base: _Writer, delimiter: str, stops: tuple[str, ...]) -> None:
+    def __init__(self, root: Prefix, base: _Writer, step: StepConfig, stops: tuple[str, ...]) -> None:
         self.root = root
         """The chain before its first step: the rendered prompt."""
         self.base = base
-        self.delimiter = delimiter
+        self.step = step
+        """Where a step ends: its delimiters, stop token ids and size."""
         self.stops = stops
-        """The chain's own stop strings: they end the chain, where the delimiter ends a step."""
+        """The chain's own stop strings: they end the chain, where a delimiter ends a step."""
 
     @property
     def shares_ids(self) -> bool:
@@ -142,12 +144,16 @@ class StepSession:
     async def next_step(self, prefix: Prefix, *, max_tokens: int, seed: int | None = None) -> Step:
         """The step after ``prefix``, at most ``max_tokens`` tokens (fewer when the budget has
         less left)."""
-        return await self._base_step(prefix, max_tokens, seed, (self.delimiter, *self.stops))
+        return await self._base_step(prefix, max_tokens, seed, self._step_stops)
 
     async def finish(self, prefix: Prefix, *, max_tokens: int, seed: int | None = None) -> Step:
         """The rest of the chain (its answer) by the base model, in one call that runs to the
-        end of sequence or a chain stop string, not the delimiter. None of it is thinking."""
+        end of sequence or a chain stop string, not a delimiter. None of it is thinking."""
         return await self._base_step(prefix, max_tokens, seed, self.stops, thinking=False)
+
+    @property
+    def _step_stops(self) -> tuple[str, ...]:
+        return (*self.step.delimiters, *self.stops)
 
     async def _base_step(
         self,
@@ -158,7 +164,8 @@ class StepSession:
         thinking: bool = True,
     ) -> Step:
         written = await self.base.write(
-            prefix.base, max_tokens=max_tokens, stops=stops, seed=seed, thinking=thinking
+            prefix.base, max_tokens=max_tokens, stops=stops, seed=seed, thinking=thinking,
+            stop_token_ids=self.step.stop_token_ids if thinking else (),
         )
         if written is None:
             return Step("", (), "base", None, cut="budget")
@@ -177,8 +184,7 @@ class StepSession:
             base_ids,
             author,
             completion.finish_reason,
-            ends_chain=completion.finish_reason == "stop"
-            and completion.stop_reason != self.delimiter,
+            ends_chain=completion.finish_reason == "stop" and not self.step.ends_step(completion),
             draft_token_ids=self._draft_ids(completion, author),
             cut="seconds" if completion.finish_reason == "aborted" else None,
             usage=usage,
@@ -191,34 +197,72 @@ class StepSession:
 
 class StepGenerator(BaseModel):
     """The base model samples each step. ``SpeculativeSteps`` lets a draft model write them.
-    Registered as ``sample`` (and ``speculative``), so configs can name them."""
+    Registered as ``sample`` (and ``speculative``), so configs can name them. Where a step
+    ends is the strategy's ``step`` config, never the generator's."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    step_delimiter: str | None = Field(
-        None,
-        min_length=1,
-        description="Ends a step (kept in it). None: the thinking format's segment end.",
-    )
-    max_step_tokens: int = Field(128, ge=1, description="Most tokens one step may take.")
+    writes_per_child: ClassVar[bool] = False
+    """Whether a search's children are written one session call each (their steps then
+    carry no token logprobs) rather than sampled ``n`` to a request."""
+
+    @model_serializer(mode="wrap")
+    def _with_name(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A dumped generator names its kind, so the dump builds it again."""
+        return {"name": step_generators.name_of(type(self)), **dump(self)}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _step_limits_live_on_the_step_config(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            moved = {"step_delimiter": "step.delimiters", "max_step_tokens": "step.max_step_tokens"}
+            for old, new in moved.items():
+                if old in data:
+                    raise ValueError(
+                        f"{old} is not a step generator setting: where a step ends is the "
+                        f"strategy's step config; set {new} instead"
+                    )
+        return data
 
     async def open(
         self,
         problem: Problem,
         ctx: Run,
         *,
+        step: StepConfig,
         sampling: SamplingConfig,
         system_prompt: str | None,
         thinking: ThinkingFormat,
     ) -> StepSession:
         """Bind to one run: render the prompt and fix how every step is sampled
         (``sampling``: temperature, top_p, and stop strings that end the chain)."""
-        base = _Writer(ctx.backend, ctx, sampling, thinking, self.max_step_tokens)
-        root = Prefix(tuple(ctx.backend.render(problem, system_prompt)))
-        return StepSession(root, base, self._delimiter(thinking), sampling.stop)
+        base = _Writer(ctx, sampling, thinking, step.max_step_tokens)
+        root = Prefix(tuple(ctx.render(problem, system_prompt)))
+        return StepSession(root, base, step, sampling.stop)
 
-    def _delimiter(self, thinking: ThinkingFormat) -> str:
-        return self.step_delimiter if self.step_delimiter is not None else thinking.segment_end
+    async def writer(
+        self,
+        problem: Problem,
+        tree: SearchTree,
+        ctx: Run,
+        *,
+        step: StepConfig,
+        sampling: SamplingConfig,
+        system_prompt: str | None,
+        thinking: ThinkingFormat,
+        logprobs: bool,
+    ) -> StepWriter:
+        """What grows ``tree`` for a search. The plain generator samples every parent's ``n``
+        children in one request (``logprobs``: with token logprobs); one that writes each
+        step itself (drafts, rates, rewrites) writes each child with its own session calls,
+        whose steps carry no logprobs (graph validation refuses a scorer that needs them)."""
+        if not self.writes_per_child:
+            return SampledSteps(tree, ctx, step, sampling, thinking, logprobs)
+        session = await self.open(
+            problem, ctx, step=step, sampling=sampling, system_prompt=system_prompt,
+            thinking=thinking,
+        )
+        return SessionExpander(session, tree, ctx, sampling, step)
 
 
 class SpeculativeSession(StepSession):
@@ -229,14 +273,14 @@ class SpeculativeSession(StepSession):
         self,
         root: Prefix,
         base: _Writer,
-        delimiter: str,
+        step: StepConfig,
         stops: tuple[str, ...],
         *,
         draft: _Writer,
         judge_turn: tuple[int, ...],
         threshold: float,
     ) -> None:
-        super().__init__(root, base, delimiter, stops)
+        super().__init__(root, base, step, stops)
         self.draft = draft
         self.judge_turn = judge_turn
         """Appended to the chain and the step: closes the turn, asks for the rating."""
@@ -246,15 +290,16 @@ class SpeculativeSession(StepSession):
         written = await self.draft.write(
             prefix.base if prefix.draft is None else prefix.draft,
             max_tokens=max_tokens,
-            stops=(self.delimiter, *self.stops),
+            stops=self._step_stops,
             seed=seed,
             thinking=True,
+            stop_token_ids=self.step.stop_token_ids,
         )
         if written is None:
             return Step("", (), "draft", None, cut="budget")
         completion, draft_usage = written
         base_ids = tuple(
-            completion.token_ids if self.shares_ids else self.base.backend.encode(completion.text)
+            completion.token_ids if self.shares_ids else self.base.ctx.encode(completion.text)
         )
         drafted = self._step(completion, "draft", base_ids, {"draft": draft_usage})
         if drafted.cut is not None:
@@ -279,24 +324,24 @@ class SpeculativeSession(StepSession):
 
     def _without_eos(self, ids: tuple[int, ...]) -> tuple[int, ...]:
         """The step as rated: a closing end-of-sequence id would end the turn twice."""
-        return ids[:-1] if ids and ids[-1] in self.base.backend.eos_token_ids else ids
+        return ids[:-1] if ids and ids[-1] in self.base.ctx.eos_token_ids else ids
 
     async def _rate(
         self, chain: tuple[int, ...]
     ) -> tuple[float | None, Usage | None, Cut | None]:
         """The base model's expected 0-9 rating of the chain's last step (None when it gave no
         digit), the rating call's usage, and what cut the call short, if anything did."""
-        backend = self.base.backend
-        ran = await _call(self.base.ctx, backend, chain + self.judge_turn, _RATING, judge=True)
-        if ran is None:
+        base = self.base.ctx
+        state = await base.generate(chain + self.judge_turn, _RATING, calls="verifier")
+        if state is None:
             return None, None, "budget"
-        state, usage = ran
+        usage = charged(state.usage, "verifier")
         top = state.completions[0].top_logprobs
         if state.timed_out:
             return None, usage, "seconds"
         if not top:  # a server that returned no logprobs: unrated, so rejected
             return None, usage, None
-        score = digit_score(top[0], lambda token_id: backend.decode([token_id]))
+        score = digit_score(top[0], lambda token_id: base.decode([token_id]))
         return (None if score.value is None else score.value * 9), usage, None
 
     def _draft_ids(self, completion: Completion, author: Author) -> tuple[int, ...] | None:
@@ -304,7 +349,7 @@ class SpeculativeSession(StepSession):
             return None
         if author == "draft":
             return tuple(completion.token_ids)
-        return tuple(self.draft.backend.encode(completion.text))
+        return tuple(self.draft.ctx.encode(completion.text))
 
 
 step_generators: Registry[StepGenerator] = Registry("step generator")
@@ -317,8 +362,9 @@ class SpeculativeSteps(StepGenerator):
     rates it at least ``threshold`` out of 9, and writes the step itself otherwise."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
+    writes_per_child: ClassVar[bool] = True
 
-    draft: Backend | str | dict[str, Any] | None = Field(
+    draft: ModelSpec | None = Field(
         None,
         description="The draft model: a backend config (as for `backend`, e.g. {kind: vllm, "
         "model: ...} or {kind: openai, base_url: ..., model: ...}), a model name, a Backend, "
@@ -344,8 +390,8 @@ class SpeculativeSteps(StepGenerator):
     @field_validator("draft")
     @classmethod
     def _known_kind(cls, draft: Any) -> Any:
-        if isinstance(draft, dict) and draft.get("kind", "vllm") not in BACKEND_KINDS:
-            kinds = ", ".join(BACKEND_KINDS)
+        if isinstance(draft, dict) and draft.get("kind", "vllm") not in MODEL_KINDS:
+            kinds = ", ".join(MODEL_KINDS)
             raise ValueError(f"draft kind must be one of {kinds}, got {draft.get('kind')!r}")
         return draft
 
@@ -354,35 +400,36 @@ class SpeculativeSteps(StepGenerator):
         problem: Problem,
         ctx: Run,
         *,
+        step: StepConfig,
         sampling: SamplingConfig,
         system_prompt: str | None,
         thinking: ThinkingFormat,
     ) -> SpeculativeSession:
         plain = await super().open(
-            problem, ctx, sampling=sampling, system_prompt=system_prompt, thinking=thinking
+            problem, ctx, step=step, sampling=sampling, system_prompt=system_prompt,
+            thinking=thinking,
         )
-        draft_backend = ctx.backend if self.draft is None else await draft_backend_for(self.draft)
+        draft = await ctx.on(self.draft)
         root = plain.root
-        if not same_vocabulary(draft_backend, ctx.backend):
-            root = Prefix(root.base, tuple(draft_backend.render(problem, system_prompt)))
+        if not same_vocabulary(draft, ctx):
+            root = Prefix(root.base, tuple(draft.render(problem, system_prompt)))
         chat = problem.chat(system_prompt)
         return SpeculativeSession(
             root,
             plain.base,
-            plain.delimiter,
+            plain.step,
             plain.stops,
-            draft=dataclasses.replace(plain.base, backend=draft_backend),
-            judge_turn=judge_turn(ctx.backend, chat, self.judge_instruction, self.judge_reply),
+            draft=dataclasses.replace(plain.base, ctx=draft),
+            judge_turn=judge_turn(ctx, chat, self.judge_instruction, self.judge_reply),
             threshold=self.threshold,
         )
 
 
 @dataclass(frozen=True)
 class _Writer:
-    """One model writing after a prefix: each call reserved, run under the budget's deadline
-    and settled, and the thinking part of what it wrote charged."""
+    """One model writing after a prefix (``ctx`` is the run on that model), and the thinking
+    part of what it wrote charged."""
 
-    backend: Backend
     ctx: Run
     sampling: SamplingConfig
     thinking: ThinkingFormat
@@ -396,6 +443,7 @@ class _Writer:
         stops: tuple[str, ...],
         seed: int | None,
         thinking: bool,
+        stop_token_ids: tuple[int, ...] = (),
     ) -> tuple[Completion, Usage] | None:
         """The completion and its usage; None when the budget refused the call. A thinking step
         takes at most ``max_step_tokens``; the answer (``thinking=False``) runs to its end."""
@@ -403,85 +451,45 @@ class _Writer:
         params = SamplingParams(
             temperature=self.sampling.temperature,
             top_p=self.sampling.top_p,
-            max_tokens=tokens_for_one_chain(self.ctx, len(prefix), wanted),
+            max_tokens=self.ctx.tokens_for_one_chain(len(prefix), wanted),
             stop=stops,
+            stop_token_ids=stop_token_ids,
             include_stop_str_in_output=True,
             seed=seed,
         )
-        ran = await _call(self.ctx, self.backend, prefix, params)
-        if ran is None:
+        state = await self.ctx.generate(prefix, params)
+        if state is None:
             return None
-        state, usage = ran
-        completion = state.completions[0]
+        completion, usage = state.completions[0], state.usage
         if thinking:
-            spent = self.thinking.split_tokens(completion.token_ids, self.backend.decode)
-            self.ctx.ledger.charge(Usage(thinking_tokens=spent))
+            spent = self.thinking.split_tokens(completion.token_ids, self.ctx.decode)
+            self.ctx.charge_thinking(spent)
             usage = dataclasses.replace(usage, thinking_tokens=spent)
         return completion, usage
 
 
-async def _call(
-    ctx: Run,
-    backend: Backend,
-    prompt: Sequence[int],
-    params: SamplingParams,
-    *,
-    judge: bool = False,
-) -> tuple[GenerationState, Usage] | None:
-    """Reserve, run and settle one request: its final state and usage, or None when the
-    ledger refuses it. A judge's call counts as a verifier call, not a model call."""
-    calls = {"verifier_calls": 1} if judge else {"model_calls": 1}
-    try:
-        held = ctx.ledger.reserve(
-            generated_tokens=params.max_tokens, prompt_tokens=len(prompt), **calls
-        )
-    except BudgetExhaustedError:
-        return None
-    with held:
-        request = GenerationRequest(prompt_token_ids=tuple(prompt), params=params)
-        state = await backend.generate(request, timeout=ctx.ledger.seconds_left())
-        usage = state.usage
-        if judge:
-            usage = dataclasses.replace(usage, model_calls=0, verifier_calls=1)
-        held.settle(usage)
-    return state, usage
-
-
 def judge_turn(
-    backend: Backend, chat: list[dict[str, str]], instruction: str, reply: str
+    ctx: Run, chat: list[dict[str, str]], instruction: str, reply: str
 ) -> tuple[int, ...]:
     """Token ids that, appended to a chain (the rendered ``chat`` plus its steps), close the
     assistant's turn, ask ``instruction`` in a user turn and open the reply with ``reply``.
     Read off the chat template by rendering ``chat`` with one more, empty, assistant turn and
     the instruction. A template that does not keep the opened prompt as a prefix of that (one
     that rewrites earlier turns) gets the instruction as plain text after the chain instead."""
-    opened = backend.render_chat(chat)
-    asked = backend.render_chat(
+    opened = ctx.render_chat(chat)
+    asked = ctx.render_chat(
         [*chat, {"role": "assistant", "content": ""}, {"role": "user", "content": instruction}]
     )
     if asked[: len(opened)] == opened:
         turn = asked[len(opened):]
     else:
-        turn = backend.encode(f"\n\n{instruction}\n")
-    return tuple(turn + (backend.encode(reply) if reply else []))
+        turn = ctx.encode(f"\n\n{instruction}\n")
+    return tuple(turn + (ctx.encode(reply) if reply else []))
 
 
-def same_vocabulary(a: Backend, b: Backend) -> bool:
-    """Whether token ids mean the same text to both backends (compared on a probe text and the
-    end-of-sequence ids), so ids can pass between them unchanged."""
-    return a is b or (a.encode(_PROBE) == b.encode(_PROBE) and a.eos_token_ids == b.eos_token_ids)
-
-
-_BUILT: dict[str, Backend] = {}
-
-
-async def draft_backend_for(spec: Backend | str | Mapping[str, Any]) -> Backend:
-    """The draft model's backend. In-process engines are shared per config by
-    ``build_backend`` (one per process, restarted if it died); a server's backend is built once
-    per config here, so a strategy does not load a tokenizer and open a client per request."""
-    if isinstance(spec, Backend | str) or spec.get("kind", "vllm") == "vllm":
-        return await build_backend(spec)
-    key = json.dumps(dict(spec), sort_keys=True, default=str)
-    if key not in _BUILT:
-        _BUILT[key] = await build_backend(spec)
-    return _BUILT[key]
+def same_vocabulary(a: Run, b: Run) -> bool:
+    """Whether token ids mean the same text to both runs' models (compared on a probe text and
+    the end-of-sequence ids), so ids can pass between them unchanged."""
+    return a.backend is b.backend or (
+        a.encode(_PROBE) == b.encode(_PROBE) and a.eos_token_ids == b.eos_token_ids
+    )

@@ -10,7 +10,7 @@ and records each result. A verifier that cannot score a candidate returns a ``Sc
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -66,14 +66,9 @@ class Verifier(BaseModel, abc.ABC):
     ) -> list[Score]:
         if not self.counts_as_call:
             return await self._score(problem, candidates, ctx)
-        try:
-            reservation = ctx.ledger.reserve(verifier_calls=len(candidates))
-        except BudgetExhaustedError as exc:
-            return [Score(None, f"not scored: {exc}")] * len(candidates)
-        with reservation:
-            scores = await self._score(problem, candidates, ctx)
-            reservation.settle(Usage(verifier_calls=len(candidates)))
-        return scores
+        return await metered_scores(
+            ctx, len(candidates), lambda: self._score(problem, candidates, ctx), "not scored"
+        )
 
     def _cache_key(self) -> str:
         return f"{type(self).__name__}:{self.model_dump_json()}"
@@ -83,6 +78,21 @@ class Verifier(BaseModel, abc.ABC):
         self, problem: Problem, candidates: Sequence[Candidate], ctx: Run
     ) -> list[Score]:
         """Score candidates never scored before in this run, all in one batch."""
+
+
+async def metered_scores(
+    ctx: Run, calls: int, score: Callable[[], Awaitable[list[Score]]], refused: str
+) -> list[Score]:
+    """``score()`` charged as ``calls`` verifier calls; when the budget cannot hold them,
+    ``Score(None, "<refused>: <why>")`` for each, and nothing runs."""
+    try:
+        spending = ctx.require(verifier_calls=calls, calls="none")
+    except BudgetExhaustedError as exc:
+        return [Score(None, f"{refused}: {exc}")] * calls
+    with spending:
+        scores = await score()
+        spending.add(Usage(verifier_calls=calls))
+    return scores
 
 
 verifiers: Registry[Verifier] = Registry("verifier")

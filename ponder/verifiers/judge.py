@@ -10,20 +10,15 @@ verifier calls (charged by the base class), not model calls.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import string
-import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ponder.backends.base import Backend
-from ponder.backends.factory import build_backend
-from ponder.core.generation import GenerationRequest, GenerationState, SamplingParams
+from ponder.core.generation import GenerationState, SamplingParams
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
-from ponder.core.usage import Usage
 from ponder.errors import BudgetExhaustedError
 from ponder.runtime import Run
 from ponder.verifiers.base import Score, Verifier, verifiers
@@ -120,47 +115,29 @@ class Judge(BaseModel):
         ``BudgetExhaustedError`` when the ledger cannot hold their tokens."""
         if not prompts:
             return []
-        backend = ctx.backend if self.backend is None else await build_backend(self.backend)
-        token_ids = [self._prompt_ids(backend, prompt) for prompt in prompts]
-        reservation = ctx.ledger.reserve(
-            prompt_tokens=sum(len(ids) for ids in token_ids), generated_tokens=len(token_ids)
-        )
-        with reservation:
-            started = time.perf_counter()
-            timeout = ctx.ledger.seconds_left()
-            states = await asyncio.gather(
-                *(
-                    backend.generate(
-                        GenerationRequest(prompt_token_ids=tuple(ids), params=_VERDICT),
-                        timeout=timeout,
-                    )
-                    for ids in token_ids
-                )
-            )
-            reservation.settle(_verifier_usage(states, time.perf_counter() - started))
-        return [self._verdict(backend, state) for state in states]
+        judge = await ctx.on(self.backend)
+        token_ids = [self._prompt_ids(judge, prompt) for prompt in prompts]
+        with judge.require(  # the judge's run spends from this run's ledger
+            prompt_tokens=sum(len(ids) for ids in token_ids),
+            generated_tokens=len(token_ids),
+            calls="none",
+        ) as spending:
+            states = await asyncio.gather(*(spending.generate(ids, _VERDICT) for ids in token_ids))
+        return [self._verdict(judge, state) for state in states]
 
-    def _prompt_ids(self, backend: Backend, prompt: str) -> list[int]:
+    def _prompt_ids(self, judge: Run, prompt: str) -> list[int]:
         messages = [{"role": "user", "content": prompt}]
         if self.system_prompt:
             messages.insert(0, {"role": "system", "content": self.system_prompt})
         prefix = self.reply_prefix()
-        return backend.render_chat(messages) + (backend.encode(prefix) if prefix else [])
+        return judge.render_chat(messages) + (judge.encode(prefix) if prefix else [])
 
-    def _verdict(self, backend: Backend, state: GenerationState) -> Score:
+    def _verdict(self, judge: Run, state: GenerationState) -> Score:
         top = state.completions[0].top_logprobs
         if not top:
             cut = " (the budget's time ran out)" if state.timed_out else ""
             return Score(None, f"the judge returned no token logprobs{cut}")
-        return verdict_score(top[0], lambda token_id: backend.decode([token_id]), self.mode)
-
-
-def _verifier_usage(states: Sequence[GenerationState], seconds: float) -> Usage:
-    """The tokens of the judge's requests, without model calls: they are verifier calls."""
-    total = Usage()
-    for state in states:
-        total.add(state.usage)
-    return dataclasses.replace(total, model_calls=0, wall_seconds=seconds)
+        return verdict_score(top[0], lambda token_id: judge.decode([token_id]), self.mode)
 
 
 @verifiers.register("llm_judge")

@@ -8,6 +8,7 @@ import pytest
 
 from ponder import asolve
 from ponder.backends.vllm_engine import VllmBackend
+from ponder.search.expansion import StepConfig
 from ponder.strategies import SamplingConfig, SpecReason
 from ponder.strategies.step_generators import SpeculativeSteps
 
@@ -28,7 +29,8 @@ QUESTION = (
 async def test_spec_reason_runs_end_to_end_and_its_usage_adds_up(engine: VllmBackend) -> None:
     strategy = SpecReason(
         n=2,
-        steps=SpeculativeSteps(threshold=5.0, max_step_tokens=32),  # draft: None, the engine
+        steps=SpeculativeSteps(threshold=5.0),  # draft: None, the engine
+        step=StepConfig(max_step_tokens=32),
         max_steps=4,
         sampling=SamplingConfig(max_tokens=64),
     )

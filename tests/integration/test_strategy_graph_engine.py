@@ -55,7 +55,7 @@ async def test_the_budget_holds_across_the_sampler_runs(engine: VllmBackend) -> 
 async def test_beam_search_with_speculative_steps(engine: VllmBackend) -> None:
     strategy = _config(
         "beam_spec_reason", "strategy.n=2", "strategy.max_steps=2",
-        "strategy.step_generator.max_step_tokens=32", "strategy.sampling.max_tokens=96",
+        "strategy.step.max_step_tokens=32", "strategy.sampling.max_tokens=96",
     )
     result = await asolve("What is 12 + 30?", strategy=strategy, backend=engine)
     tree = result.tree

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 from vllm import SamplingParams  # noqa: E402
 from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality  # noqa: E402
 
-from ponder.backends.forcing import (  # noqa: E402
+from ponder.core.forcing import (  # noqa: E402
     FORCING_KEY,
     ForcingArgs,
     continuation_for,

@@ -41,7 +41,7 @@ INVALID = [
     (BestOfN(verifier="self_certainty", sampler=BudgetForcing()),
      "strategy.verifier: self_certainty reads token logprobs, which the candidates of its "
      "sampler (budget_forcing) do not carry"),
-    (BeamSearch(verifier="self_certainty", step_generator="sample"),
+    (BeamSearch(verifier="self_certainty", step_generator="speculative"),
      "strategy.verifier: self_certainty reads token logprobs, which steps written by its step "
      "generator do not carry"),
     (SelfConsistency.model_construct(sampler=ShortMK(), trim=TrimSettings()),

@@ -28,7 +28,7 @@ def texts(tree: SearchTree, status: str) -> list[str]:
 
 async def test_each_step_keeps_the_best_n_over_m_and_expands_each_m_times() -> None:
     ctx = context(path_backend(STEPS))
-    result = await beam(selection="highest").run(PROBLEM, ctx)
+    result = await beam(selection="argmax").run(PROBLEM, ctx)
     tree = result.tree
     assert texts(tree, "pruned") == ["B\n\n", "D\n\n", "A\n\nA1\n\n", "C\n\nC2\n\n"]
     requests = ctx.backend.requests
@@ -51,7 +51,7 @@ async def test_each_step_keeps_the_best_n_over_m_and_expands_each_m_times() -> N
 
 
 @pytest.mark.parametrize(
-    ("selection", "answer"), [("highest", "13"), ("weighted", "12"), ("majority", "12")]
+    ("selection", "answer"), [("argmax", "13"), ("weighted", "12"), ("majority", "12")]
 )
 async def test_selection_rules(selection: str, answer: str) -> None:
     result = await beam(selection=selection).run(PROBLEM, context(path_backend(STEPS)))
@@ -120,7 +120,7 @@ def _without_a() -> dict:
 
 async def test_a_budget_that_runs_out_returns_the_best_path_so_far() -> None:
     ctx = context(path_backend(STEPS), Budget(generated_tokens=4 * 8 + 2 * 8))
-    result = await beam(step=StepConfig(max_step_tokens=8), selection="highest").run(PROBLEM, ctx)
+    result = await beam(step=StepConfig(max_step_tokens=8), selection="argmax").run(PROBLEM, ctx)
     assert result.budget_exhausted and result.exhausted_by == "generated_tokens"
     assert result.usage.generated_tokens <= 48
     # Step 3 (to the end: 2 x 57 tokens) does not fit: the two kept paths are the candidates.

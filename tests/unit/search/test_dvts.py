@@ -69,7 +69,7 @@ async def test_beam_search_on_the_same_scores_lets_one_subtree_take_every_slot()
 async def test_a_subtree_whose_children_cannot_be_scored_ends_alone() -> None:
     scores = {k: v for k, v in SCORES.items() if k not in ("C\n\n", "D\n\n")}
     ctx = context(path_backend(steps))
-    config = fields(verifier=PathScores(table=scores), selection="highest")
+    config = fields(verifier=PathScores(table=scores), selection="argmax")
     result = await DiverseVerifierTreeSearch.model_validate(config).run(PROBLEM, ctx)
     assert len(ctx.backend.requests) == 3  # the root twice, then A only
     assert result.answer == "12" and not result.budget_exhausted

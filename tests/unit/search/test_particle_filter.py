@@ -108,12 +108,12 @@ async def test_log_reward_uses_the_score_as_the_likelihood() -> None:
     assert result.details["weights"] == pytest.approx(np.array([0.64, 0.5625, 0.5625]) / total)
 
 
-@pytest.mark.parametrize(("selection", "answer"), [("argmax", "5"), ("vote", "7")])
+@pytest.mark.parametrize(("selection", "answer"), [("argmax", "5"), ("weighted", "7")])
 async def test_selection_by_weight(selection: str, answer: str) -> None:
     strategy = pf(VOTE_SCORES, ess_threshold=0.0, selection=selection)
     result = await solve(strategy, backend(VOTE_PATHS))
     assert result.answer == answer
-    if selection == "vote":
+    if selection == "weighted":
         assert result.details["votes"] == pytest.approx({"5": 16 / 34, "7": 18 / 34})
 
 
@@ -297,7 +297,7 @@ def test_reward_is_the_log_odds_or_the_log_of_the_score() -> None:
         ("softmax_temperature", 0, "strategy.softmax_temperature: Input should be greater than 0"),
         ("softmax_temperature", -1.0, "strategy.softmax_temperature: Input should be greater"),
         ("resampling", "importance", "strategy.resampling: Input should be 'multinomial'"),
-        ("selection", "best", "strategy.selection: Input should be 'argmax', 'sample' or 'vote'"),
+        ("selection", "best", "strategy.selection: Input should be 'argmax', 'majority', 'weighted' or 'sample'"),
     ],
 )
 def test_bad_configs_name_the_field(field: str, value: object, message: str) -> None:

@@ -19,13 +19,13 @@ from ponder.core.problem import Problem
 from ponder.core.thinking import ThinkingFormat
 from ponder.errors import BadRequestError
 from ponder.runtime import Run
+from ponder.search.expansion import StepConfig
 from ponder.strategies import SamplingConfig, SpecReason, strategies
 from ponder.strategies.step_generators import (
     DEFAULT_JUDGE_INSTRUCTION,
     Prefix,
     SpeculativeSteps,
     StepGenerator,
-    draft_backend_for,
     judge_turn,
     same_vocabulary,
 )
@@ -160,7 +160,8 @@ async def test_the_rating_prompt_is_the_chain_then_the_step_then_the_judge_turn(
     ctx = context(ScriptedBase(ratings=["8", "8"]), block_size=4)
     generator = SpeculativeSteps(draft=draft)
     session = await generator.open(
-        PROBLEM, ctx, sampling=SamplingConfig(), system_prompt=None, thinking=ThinkingFormat()
+        PROBLEM, ctx, step=StepConfig(), sampling=SamplingConfig(), system_prompt=None,
+        thinking=ThinkingFormat(),
     )
     turn = ctx.backend.decode(session.judge_turn)
     assert turn == f"\nuser: {DEFAULT_JUDGE_INSTRUCTION}\nassistant: {REPLY}"
@@ -191,8 +192,9 @@ async def test_the_rated_step_drops_a_closing_end_of_sequence() -> None:
 
 async def test_plain_steps_are_sampled_by_the_base_model() -> None:
     ctx = context(ScriptedBase(steps=["Six twice.\n\nnot this", "Answer: 12"]))
-    session = await StepGenerator(max_step_tokens=5).open(
-        PROBLEM, ctx, sampling=SamplingConfig(), system_prompt=None, thinking=ThinkingFormat()
+    session = await StepGenerator().open(
+        PROBLEM, ctx, step=StepConfig(max_step_tokens=5), sampling=SamplingConfig(),
+        system_prompt=None, thinking=ThinkingFormat(),
     )
     first = await session.next_step(session.root, max_tokens=100)
     assert (first.text, first.author, first.finish_reason) == ("Six t", "base", "length")
@@ -273,8 +275,12 @@ async def test_a_draft_with_another_vocabulary_works_on_text() -> None:
 
 def test_vocabularies_are_compared_on_a_probe() -> None:
     scripted = ScriptedBackend.from_script([])
-    assert same_vocabulary(scripted, ScriptedBackend.from_script([]))
-    assert not same_vocabulary(scripted, Shifted(scripted))
+
+    def on(backend: ScriptedBackend) -> Run:
+        return Run(backend=backend, ledger=Ledger(Budget()))
+
+    assert same_vocabulary(on(scripted), on(ScriptedBackend.from_script([])))
+    assert not same_vocabulary(on(scripted), on(Shifted(scripted)))
 
 
 def test_a_template_that_rewrites_earlier_turns_gets_the_instruction_as_text() -> None:
@@ -283,7 +289,8 @@ def test_a_template_that_rewrites_earlier_turns_gets_the_instruction_as_text() -
             return self.encode(f"[{len(messages)} turns]") + super().render_chat(messages)
 
     backend = CountsTurns.from_script([])
-    turn = judge_turn(backend, [{"role": "user", "content": "Hi"}], "Rate it.", "Score: ")
+    ctx = Run(backend=backend, ledger=Ledger(Budget()))
+    turn = judge_turn(ctx, [{"role": "user", "content": "Hi"}], "Rate it.", "Score: ")
     assert backend.decode(turn) == "\n\nRate it.\nScore: "
 
 
@@ -351,18 +358,42 @@ async def test_n_chains_grow_concurrently_and_vote() -> None:
         ("threshold", 9.5, "less than or equal to 9"),
         ("threshold", -1, "greater than or equal to 0"),
         ("threshold", math.nan, "finite number"),
-        ("max_step_tokens", 0, "greater than or equal to 1"),
-        ("step_delimiter", "", "at least 1 character"),
         ("draft", {"kind": "grpc"}, "draft kind must be one of vllm, openai"),
     ],
-    ids=["threshold-above-9", "threshold-negative", "threshold-nan", "zero-step-tokens",
-         "empty-delimiter", "unknown-draft-kind"],
+    ids=["threshold-above-9", "threshold-negative", "threshold-nan", "unknown-draft-kind"],
 )
 def test_bad_settings_are_refused_naming_the_field(field: str, value: object, message: str) -> None:
     with pytest.raises(BadRequestError, match=rf"strategy\.steps\.{field}: .*{message}"):
         strategies.build({"name": "spec_reason", "steps": {field: value}})
     with pytest.raises(ValidationError):
         SpeculativeSteps(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "moved_to"),
+    [("max_step_tokens", 32, "step.max_step_tokens"), ("step_delimiter", "###", "step.delimiters")],
+)
+def test_step_limits_on_the_generator_are_refused_naming_the_step_config(
+    field: str, value: object, moved_to: str
+) -> None:
+    """Where a step ends has one home, the strategy's step config; the old generator fields
+    are refused with the place to set them, never ignored."""
+    with pytest.raises(BadRequestError, match=rf"strategy\.steps: .*{field}.*set {moved_to}"):
+        strategies.build({"name": "spec_reason", "steps": {field: value}})
+    with pytest.raises(BadRequestError, match=rf"strategy\.step_generator: .*set {moved_to}"):
+        strategies.build({"name": "beam", "step_generator": {"name": "speculative", field: value}})
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [({"max_step_tokens": 0}, "greater than or equal to 1"),
+     ({"delimiters": [""]}, "at least 1 character"),
+     ({"answer_marker": "Answer:"}, "leave step.answer_marker unset")],
+    ids=["zero-step-tokens", "empty-delimiter", "answer-marker"],
+)
+def test_bad_step_configs_are_refused_naming_the_field(step: dict, message: str) -> None:
+    with pytest.raises(BadRequestError, match=rf"strategy\.step.*{message}"):
+        strategies.build({"name": "spec_reason", "step": step})
 
 
 def test_a_cut_step_cannot_extend_a_chain() -> None:
@@ -379,6 +410,7 @@ class _Tokenizer:
 async def test_a_server_draft_is_built_once_per_config() -> None:
     spec_ = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m",
              "tokenizer": _Tokenizer()}
-    first = await draft_backend_for(spec_)
-    assert await draft_backend_for(dict(spec_)) is first
-    assert await draft_backend_for({**spec_, "model": "other"}) is not first
+    ctx = context(ScriptedBase(ratings=[]))
+    first = (await ctx.on(spec_)).backend
+    assert (await ctx.on(dict(spec_))).backend is first
+    assert (await ctx.on({**spec_, "model": "other"})).backend is not first
