@@ -102,8 +102,9 @@ class Recording(VllmBackend):
     async def generate(
         self, request: GenerationRequest, *, timeout: float | None = None,
         until: Callable[[GenerationState], bool] | None = None,
+        state: GenerationState | None = None,
     ) -> GenerationState:
-        state = await super().generate(request, timeout=timeout, until=until)
+        state = await super().generate(request, timeout=timeout, until=until, state=state)
         self.calls.append(state)
         return state
 
@@ -119,13 +120,14 @@ class Naive(Recording):
     async def generate(
         self, request: GenerationRequest, *, timeout: float | None = None,
         until: Callable[[GenerationState], bool] | None = None,
+        state: GenerationState | None = None,
     ) -> GenerationState:
         text = self.tokenizer.decode(list(request.prompt_token_ids), skip_special_tokens=False)
         one = GenerationRequest(
             prompt_token_ids=tuple(self.encode(text)),
             params=request.params.model_copy(update={"n": 1}),
         )
-        merged = GenerationState.start(request)
+        merged = state if state is not None else GenerationState.start(request)
         merged.prompt_tokens = 0  # counted per request actually sent
         for index in range(request.params.n):
             async with self.lock:

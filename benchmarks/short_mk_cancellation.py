@@ -52,6 +52,7 @@ class RecordingBackend(VllmBackend):
     async def generate(
         self, request: GenerationRequest, *, timeout: float | None = None,
         until: Callable[[GenerationState], bool] | None = None,
+        state: GenerationState | None = None,
     ) -> GenerationState:
         started, timeline = time.perf_counter(), []
 
@@ -60,7 +61,7 @@ class RecordingBackend(VllmBackend):
             timeline.append((time.perf_counter() - started, state.usage.generated_tokens, stopped))
             return until(state) if until is not None else False
 
-        state = await super().generate(request, timeout=timeout, until=record)
+        state = await super().generate(request, timeout=timeout, until=record, state=state)
         self.timelines.append(timeline)
         self.wall.append(time.perf_counter() - started)
         return state

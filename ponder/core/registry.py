@@ -28,12 +28,24 @@ def describe_validation_error(kind: str, exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
+_BY_BASE: dict[type, Registry[Any]] = {}
+
+
+def registry_for(base: type) -> Registry[Any] | None:
+    """The registry of the components derived from ``base`` (None when it has none)."""
+    return _BY_BASE.get(base)
+
+
 class Registry(Generic[T]):
     """Components of one kind, looked up by the ``name`` key of their config."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, base: type[T] | None = None) -> None:
+        """``base``: the class every registered component derives from; the registry is
+        then found from it (``registry_for``), as the graph layer does."""
         self.kind = kind
         self._classes: dict[str, type[T]] = {}
+        if base is not None:
+            _BY_BASE[base] = self
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         def decorate(cls: type[T]) -> type[T]:

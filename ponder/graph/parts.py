@@ -2,8 +2,9 @@
 
 A part is a configured object that does one job for the strategy holding it: a sub-strategy
 (a sampler), a verifier (scorer or step scorer), a step generator, chain trimming settings.
-A field holds a part when its annotation names one of these types; nothing else needs to
-declare it (the way DSPy finds sub-modules by walking attributes).
+Each kind's base class declares its ``part_kind`` (``ponder.core.parts``); a field holds a
+part when its annotation names a class of a declared kind, so nothing else needs to declare
+it (the way DSPy finds sub-modules by walking attributes).
 """
 
 from __future__ import annotations
@@ -15,27 +16,19 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from ponder.core.registry import Registry
-from ponder.strategies.base import Strategy, strategies
-from ponder.strategies.cot_trim import TrimSettings
-from ponder.strategies.step_generators import StepGenerator, step_generators
-from ponder.verifiers.base import Verifier, verifiers
+import ponder.strategies  # noqa: F401  (defines and registers every built-in part)
+import ponder.verifiers  # noqa: F401
+from ponder.core.parts import part_bases
+from ponder.core.registry import Registry, registry_for
 
 ROOT = "strategy"
 """The path of a graph's root: paths then read like config keys (``strategy.sampler.k``)."""
 
-KINDS: dict[type, str] = {
-    Strategy: "strategy",
-    Verifier: "verifier",
-    StepGenerator: "step generator",
-    TrimSettings: "chain trimming",
-}
-"""Part base types and what each is called in messages."""
+KINDS: dict[type, str] = {base: str(base.part_kind) for base in part_bases()}
+"""Part base types (the classes that declare a ``part_kind``) and what each is called."""
 
 REGISTRIES: dict[type, Registry] = {
-    Strategy: strategies,
-    Verifier: verifiers,
-    StepGenerator: step_generators,
+    base: registry for base in KINDS if (registry := registry_for(base)) is not None
 }
 """Part types that configs name by a registry ``name``."""
 
@@ -69,9 +62,7 @@ def label_of(part: BaseModel) -> str:
     base = base_of(type(part))
     registry = REGISTRIES.get(base) if base is not None else None
     name = registry.name_of(type(part)) if registry is not None else None
-    if name is None and base is TrimSettings:
-        return "trim"
-    return name or type(part).__name__
+    return name or type(part).part_label or type(part).__name__
 
 
 def slots(cls: type[BaseModel]) -> Iterator[Slot]:

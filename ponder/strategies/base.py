@@ -12,8 +12,9 @@ import abc
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from ponder.core.parts import Part
 from ponder.core.problem import Problem
 from ponder.core.registry import Registry
 from ponder.core.result import Result
@@ -24,8 +25,10 @@ DEFAULT_SYSTEM_PROMPT = "Answer the question. End with 'Answer: <final answer>'.
 """Short on purpose: small models follow a short instruction more often than a long one."""
 
 
-class Strategy(BaseModel, abc.ABC):
+class Strategy(Part, abc.ABC):
     """Base of every strategy. Subclasses register with ``@strategies.register(name)``."""
+
+    part_kind = "strategy"
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -60,4 +63,4 @@ class StrategyRegistry(Registry[Strategy]):
         return load_graph(config)
 
 
-strategies: Registry[Strategy] = StrategyRegistry("strategy")
+strategies: Registry[Strategy] = StrategyRegistry("strategy", Strategy)

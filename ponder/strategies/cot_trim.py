@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from ponder.core.parts import Part
 from ponder.core.problem import Problem
 from ponder.core.result import Result
 from ponder.core.sampling import SamplingConfig
@@ -35,11 +36,14 @@ from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.selection import select
 
 
-class TrimSettings(BaseModel):
+class TrimSettings(Part):
     """How each chain is trimmed: the triggers and the limits of the forced answer. CoT
     trimming's own settings, and self-consistency's ``trim``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    part_kind = "chain trimming"
+    part_label = "trim"
 
     max_thinking_tokens: int | None = Field(
         None, ge=1, description="Thinking tokens after which the answer is forced. None: "

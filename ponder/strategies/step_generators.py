@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
@@ -45,6 +44,7 @@ from pydantic import (
 )
 
 from ponder.core.generation import Completion, FinishReason, SamplingParams
+from ponder.core.parts import Part
 from ponder.core.problem import Problem
 from ponder.core.registry import Registry
 from ponder.core.sampling import SamplingConfig
@@ -195,13 +195,14 @@ class StepSession:
         return None
 
 
-class StepGenerator(BaseModel):
+class StepGenerator(Part):
     """The base model samples each step. ``SpeculativeSteps`` lets a draft model write them.
     Registered as ``sample`` (and ``speculative``), so configs can name them. Where a step
     ends is the strategy's ``step`` config, never the generator's."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    part_kind = "step generator"
     writes_per_child: ClassVar[bool] = False
     """Whether a search's children are written one session call each (their steps then
     carry no token logprobs) rather than sampled ``n`` to a request."""
@@ -352,7 +353,7 @@ class SpeculativeSession(StepSession):
         return tuple(self.draft.ctx.encode(completion.text))
 
 
-step_generators: Registry[StepGenerator] = Registry("step generator")
+step_generators: Registry[StepGenerator] = Registry("step generator", StepGenerator)
 step_generators.register("sample")(StepGenerator)
 
 

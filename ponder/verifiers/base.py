@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from ponder.core.parts import Part
 from ponder.core.problem import Problem
 from ponder.core.registry import Registry
 from ponder.core.result import Candidate
@@ -34,8 +35,10 @@ class Score:
     """Per-step scores, for process verifiers (``value`` is then their aggregate)."""
 
 
-class Verifier(BaseModel, abc.ABC):
+class Verifier(Part, abc.ABC):
     """Base of every verifier. Subclasses register with ``@verifiers.register(name)``."""
+
+    part_kind = "verifier"
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -95,4 +98,4 @@ async def metered_scores(
     return scores
 
 
-verifiers: Registry[Verifier] = Registry("verifier")
+verifiers: Registry[Verifier] = Registry("verifier", Verifier)

@@ -43,8 +43,9 @@ class Recording(VllmBackend):
     async def generate(
         self, request: GenerationRequest, *, timeout: float | None = None,
         until: Callable[[GenerationState], bool] | None = None,
+        state: GenerationState | None = None,
     ) -> GenerationState:
-        state = await super().generate(request, timeout=timeout, until=until)
+        state = await super().generate(request, timeout=timeout, until=until, state=state)
         self.calls.append(state)
         return state
 
