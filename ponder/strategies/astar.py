@@ -1,41 +1,19 @@
-"""A*-decoding (Chatziveroglou, 2025, "A*-Decoding: Token-Efficient Inference Scaling",
-arXiv:2505.13672): best-first search over partial solutions, guided by a step scorer.
+"""A*-decoding (Chatziveroglou, 2025, arXiv:2505.13672): best-first search over partial
+solutions, guided by a step scorer.
 
-The paper frames decoding as search in a space of partial solutions: a state is the prompt
-plus the steps so far, a goal state is a finished answer, and a transition samples ``k``
-continuations of a state from the model (one request, ``n=k``). States wait in a priority
-queue ordered by ``f(s) = g(s) + h(s)``, and the state with the lowest ``f`` is expanded
-next. The paper's heuristic is the complement of the process reward of the partial solution,
-``h(s) = 1 - r(s)``. Here:
+A state is the prompt plus the steps so far; expanding it samples ``k`` continuations (one
+request, ``n=k``). States wait in a priority queue by ``f = cost_weight * g + heuristic_weight
+* h``, lowest first: ``h = 1 - r(s)`` (the paper's heuristic, ``r`` the step scorer's score of
+the path), ``g`` the sum of ``1 - r`` over the path's steps, so a path pays for every doubtful
+step it took (``cost_weight=0``: greedy best-first). The search stops at the first finished
+state popped (no open state has a lower ``f``), when nothing is open, or when the budget ends
+it; ties go to the older state.
 
-- ``r(s)`` is the step scorer's score of the path ending at ``s`` (``Node.score``; for a
-  process verifier its aggregation of the step scores, ``last`` by default: the score of
-  ``s``'s own step given the steps before it).
-- ``g(s)`` is the path cost: the sum over the steps of the path, ``s`` included, of
-  ``1 - r`` of the path as it stood after that step (each ancestor's own ``r``), so a path
-  pays for every doubtful step it took, not only its latest.
-- ``f(s) = cost_weight * g(s) + heuristic_weight * h(s)``; both weights 1 by default.
-  ``cost_weight=0`` is greedy best-first search on the scorer alone.
-
-Search stops at the first finished state popped from the queue (a goal that is best by
-priority: no open state has a lower ``f``), when nothing is left to expand, or when the
-budget ends it; then the finished state with the lowest ``f`` is the answer (the best open
-state when none finished). Ties go to the state created first (the frontier is first-in,
-first-out among equal priorities, and node ids follow creation order).
-
-Expansion width: the paper expands one state per iteration. ``width`` > 1 expands the ``width``
-best open states at once (each its own request with ``n=k``, all submitted together so the
-engine batches them): fewer, fuller engine rounds for a little less strictness in the order.
-States are popped in priority order and the round stops at a finished state, which stays
-queued, so a goal is never passed over for a worse open state. Paths reach ``max_steps``
-steps at most: a state one step short of it is expanded to the end of its answer.
-
-An open child whose step repeats a sibling's ids is pruned before scoring: it is the same
-state, and would cost a verifier call and a second expansion.
-
-Budget: every step request is reserved before it is submitted (by the run), and a round asks
-for no more children than the verifier calls left can score (every child is scored once), so
-neither tokens nor verifier calls can overshoot; the search stops when either runs out.
+``width`` > 1 expands the ``width`` best open states per round, all submitted together (the
+paper: 1): fuller engine rounds for a little less strictness in the order; a round stops at a
+finished state, so a goal is never passed over. A state one step short of ``max_steps`` is
+expanded to the end of its answer. A child repeating a sibling's ids is pruned before it is
+scored. A round asks for no more children than the verifier calls left can score.
 """
 
 from __future__ import annotations
@@ -48,12 +26,11 @@ from pydantic import Field, model_validator
 from ponder.core.problem import Problem
 from ponder.core.result import Result
 from ponder.runtime import Run
-from ponder.search.expansion import Expansion
-from ponder.search.writers import StepWriter
 from ponder.search.frontier import Frontier
 from ponder.search.scoring import path_candidate, score_nodes
 from ponder.search.thinking import count_candidate_thinking
 from ponder.search.tree import ROOT, SearchTree, prune_repeats
+from ponder.search.writers import StepWriter
 from ponder.strategies.base import strategies
 from ponder.strategies.step_search import StepSearchStrategy
 
@@ -79,21 +56,14 @@ class _Search:
 class AStar(StepSearchStrategy):
     name = "astar"
 
-    k: int = Field(
-        4, ge=1, le=1024, description="Children sampled per expanded state (one request, n=k)."
-    )
-    width: int = Field(
-        1, ge=1, le=256, description="States expanded per round, submitted together (1: the paper)."
-    )
-    max_steps: int = Field(
-        8, ge=1, description="Most steps per path; the last runs to the answer's end."
-    )
-    cost_weight: float = Field(
-        1.0, ge=0.0, allow_inf_nan=False, description="Weight of g: the path's summed 1 - r."
-    )
+    k: int = Field(4, ge=1, le=1024, description="Children per expanded state (one request).")
+    width: int = Field(1, ge=1, le=256, description="States expanded per round (1: the paper).")
+    max_steps: int = Field(8, ge=1, description="Most steps; the last runs to the answer's end.")
+    cost_weight: float = Field(1.0, ge=0.0, allow_inf_nan=False, description="Weight of g.")
     heuristic_weight: float = Field(
         1.0, ge=0.0, allow_inf_nan=False, description="Weight of h = 1 - r(s) (the paper)."
     )
+
     @model_validator(mode="after")
     def _some_weight(self) -> AStar:
         if self.cost_weight == 0 and self.heuristic_weight == 0:
@@ -146,12 +116,9 @@ class AStar(StepSearchStrategy):
         problem: Problem,
         ctx: Run,
     ) -> None:
-        """Expand each (parent, children) group, score every child in one verifier call and
-        queue them by ``f``. Parents asking for the same request (children, whether the
-        step runs to the end) go in one ``expand`` call, their requests all submitted at
-        once; such calls run one after the other (only the budget's last round or the
-        paths' last step mixes them), so node ids follow the priority order whatever
-        order the engine finishes in."""
+        """Grow each (parent, children) group, score every child in one verifier call and
+        queue them by ``f``. Parents asking alike (children, to the end or not) grow in one
+        call; such calls run one after another, so node ids follow the priority order."""
         tree = search.tree
         search.expanded.extend(parent for parent, _ in groups)
         calls: dict[tuple[int, bool], list[int]] = {}
@@ -168,7 +135,7 @@ class AStar(StepSearchStrategy):
             self._queue(search, node_id)
         cut = next((e for e in expansions if e.budget_exhausted), None)
         if cut is not None or ctx.ledger.exhausted:
-            search.stop(_exhausted_by(cut, ctx))
+            search.stop(cut.exhausted_by if cut is not None else None)  # else the ledger's
 
     def _affordable_children(self, ctx: Run) -> int:
         """Children to ask for this round: k per state for ``width`` states, capped by the
@@ -218,14 +185,7 @@ class AStar(StepSearchStrategy):
         )
 
 
-
 def _groups(parents: list[int], children: int, k: int) -> list[tuple[int, int]]:
     """(parent, children to ask for): k each in priority order, the last one what is left
     of ``children`` (the caller pops no more parents than ``children`` reaches)."""
     return [(parent, min(k, children - i * k)) for i, parent in enumerate(parents)]
-
-
-def _exhausted_by(expansion: Expansion | None, ctx: Run) -> str | None:
-    if expansion is not None and expansion.exhausted_by is not None:
-        return expansion.exhausted_by
-    return ctx.ledger.exhausted_by

@@ -1,22 +1,22 @@
-"""Step generators: who writes a chain's next reasoning step, and at what cost.
+"""Step generators: who writes the next reasoning step, and at what cost.
 
-A chain is a token-id prefix that grows one step at a time (a step ends at the step
-delimiter, the thinking format's segment end by default). Given a prefix, a generator writes
-the next step and reports who wrote it and what every call for it used, so strategies that
-grow chains step by step (speculative reasoning now, beam search and the like later) share
-one piece:
+Where a step ends is never the generator's: it is the strategy's one ``StepConfig`` (its
+delimiters, stop token ids and size). A generator says who writes:
 
-- ``StepGenerator``: the base model (the run's model) samples each step.
-- ``SpeculativeSteps`` (SpecReason, Pan et al. 2025): a small draft model writes the step; the
-  base model rates it 0-9 in a one-token call (the expected digit under its top logprobs),
-  and a step rated at least ``threshold`` is kept, else the base model writes the step itself.
-  The rating prompt is the chain's own token ids, then the step, then a fixed judge turn, so
-  the engine's prefix cache serves the question and every earlier step.
+- ``StepGenerator`` (``sample``): the base model (the run's model) samples each step. In a
+  step search it samples every parent's children in one request (``SampledSteps``).
+- ``SpeculativeSteps`` (``speculative``; SpecReason, Pan et al. 2025): a small draft model
+  writes the step; the base model rates it 0-9 in a one-token call (the expected digit under
+  its top logprobs), and a step rated at least ``threshold`` is kept, else the base model
+  writes the step itself. The rating prompt is the chain's own token ids, then the step, then
+  a fixed judge turn, so the engine's prefix cache serves the question and every earlier step.
+  In a step search each child is then its own session call (``SessionExpander``).
 
 A generator is configuration, frozen and shared by concurrent requests; ``open`` binds it to
-one run and returns a ``StepSession`` that holds the run's prompt and backends. Every call is
-reserved on the run's ledger first. A step that the budget refused or the clock cut short
-comes back with ``cut`` set and its usage counted; it cannot extend a chain.
+one run and returns a ``StepSession`` (the run's prompt and models) that grows a chain step
+by step, and ``writer`` gives a step search what grows its tree. Every call goes through the
+run, which reserves it first. A step that the budget refused or the clock cut short comes
+back with ``cut`` set and its usage counted; it cannot extend a chain.
 
 Draft and base vocabularies: when the two backends tokenize a probe text alike (same ids,
 same end-of-sequence ids), token ids pass between them unchanged. Otherwise speculative
@@ -239,7 +239,15 @@ class StepGenerator(Part):
         (``sampling``: temperature, top_p, and stop strings that end the chain)."""
         base = _Writer(ctx, sampling, thinking, step.max_step_tokens)
         root = Prefix(tuple(ctx.render(problem, system_prompt)))
-        return StepSession(root, base, step, sampling.stop)
+        plain = StepSession(root, base, step, sampling.stop)
+        return await self._session(plain, problem, ctx, system_prompt)
+
+    async def _session(
+        self, plain: StepSession, problem: Problem, ctx: Run, system_prompt: str | None
+    ) -> StepSession:
+        """The session this generator writes with, given the base model's own (a hook for
+        generators in which another model writes)."""
+        return plain
 
     async def writer(
         self,
@@ -396,20 +404,9 @@ class SpeculativeSteps(StepGenerator):
             raise ValueError(f"draft kind must be one of {kinds}, got {draft.get('kind')!r}")
         return draft
 
-    async def open(
-        self,
-        problem: Problem,
-        ctx: Run,
-        *,
-        step: StepConfig,
-        sampling: SamplingConfig,
-        system_prompt: str | None,
-        thinking: ThinkingFormat,
+    async def _session(
+        self, plain: StepSession, problem: Problem, ctx: Run, system_prompt: str | None
     ) -> SpeculativeSession:
-        plain = await super().open(
-            problem, ctx, step=step, sampling=sampling, system_prompt=system_prompt,
-            thinking=thinking,
-        )
         draft = await ctx.on(self.draft)
         root = plain.root
         if not same_vocabulary(draft, ctx):

@@ -83,6 +83,21 @@ class Verifier(Part, abc.ABC):
         """Score candidates never scored before in this run, all in one batch."""
 
 
+class CandidateCheck(Verifier):
+    """A verifier that reads each candidate on its own, with no model or program to run
+    (so scoring costs no verifier call): subclasses implement ``check``."""
+
+    counts_as_call: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def check(self, problem: Problem, candidate: Candidate) -> Score: ...
+
+    async def _score(
+        self, problem: Problem, candidates: Sequence[Candidate], ctx: Run
+    ) -> list[Score]:
+        return [self.check(problem, candidate) for candidate in candidates]
+
+
 async def metered_scores(
     ctx: Run, calls: int, score: Callable[[], Awaitable[list[Score]]], refused: str
 ) -> list[Score]:

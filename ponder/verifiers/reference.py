@@ -4,32 +4,24 @@ gives the oracle upper bound of best-of-N; a problem without a reference is not 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
-from ponder.runtime import Run
-from ponder.verifiers.base import Score, Verifier, verifiers
+from ponder.verifiers.base import CandidateCheck, Score, verifiers
 from ponder.verifiers.grading import grade
 
 
 @verifiers.register("reference_answer")
-class ReferenceAnswer(Verifier):
+class ReferenceAnswer(CandidateCheck):
     """1.0 for an answer equivalent to the reference, 0.0 otherwise."""
 
-    counts_as_call: ClassVar[bool] = False
     scores_partial_paths: ClassVar[bool] = False
 
-    async def _score(
-        self, problem: Problem, candidates: Sequence[Candidate], ctx: Run
-    ) -> list[Score]:
-        if problem.reference is None:
-            return [Score(None, "problem has no reference answer")] * len(candidates)
-        return [self._check(c.answer, problem.reference) for c in candidates]
-
-    @staticmethod
-    def _check(answer: str | None, reference: str) -> Score:
+    def check(self, problem: Problem, candidate: Candidate) -> Score:
+        answer, reference = candidate.answer, problem.reference
+        if reference is None:
+            return Score(None, "problem has no reference answer")
         if answer is None:
             return Score(0.0, "no answer found in the chain")
         if grade(answer, reference) == "correct":
