@@ -47,9 +47,10 @@ def create_app(
     backend: Backend | None = None,
     backend_spec: Mapping[str, Any] | str = "embedded",
 ) -> FastAPI:
-    """The app. With ``backend`` it serves that one (tests pass a scripted backend); otherwise
-    it takes ``backend_spec`` from the engine pool when it starts. When it stops it closes the
-    pool: that backend and every engine or client requests used (a judge's, a PRM's)."""
+    """The app. With ``backend`` it serves that one (tests pass a scripted backend), which its
+    caller owns, with the engine pool. Otherwise it takes ``backend_spec`` from the engine pool
+    when it starts and, owning the process's engines, closes the pool when it stops: that
+    backend and every engine or client requests used (a judge's, a PRM's)."""
     settings = settings or ServerSettings()
     metrics = Metrics()
     limiter = KeyLimiter(settings.per_key_concurrency)
@@ -65,7 +66,8 @@ def create_app(
             yield
         finally:  # uvicorn has let in-flight requests finish or cut them; cancel what is left
             await state["service"].cancel_all()
-            await engines.close()
+            if backend is None:
+                await engines.close()
 
     app = FastAPI(title="ponder", summary="Budget-aware test-time compute, OpenAI-compatible.",
                   lifespan=lifespan, responses=_ERRORS)

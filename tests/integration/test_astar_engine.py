@@ -14,8 +14,8 @@ from ponder import asolve
 from ponder.backends.vllm_engine import VllmBackend
 from ponder.core.generation import GenerationRequest, GenerationState
 from ponder.search.expansion import StepConfig
+from ponder.search.tree import SearchTree
 from ponder.strategies import AStar, SamplingConfig
-from ponder.verifiers.process import split_steps
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -50,6 +50,14 @@ class Recording(VllmBackend):
         return state
 
 
+def _as_scored(tree: SearchTree, node_id: int) -> str:
+    """The text the step judge reads for a node: each step closed by the delimiter."""
+    return "".join(
+        step.text if step.text.endswith("\n\n") else step.text + "\n\n"
+        for step in tree.path(node_id)
+    )
+
+
 async def test_astar_solves_arithmetic_end_to_end_with_honest_usage(engine: VllmBackend) -> None:
     strategy = AStar(
         k=4, max_steps=4, system_prompt=SYSTEM_PROMPT,
@@ -79,9 +87,10 @@ async def test_astar_solves_arithmetic_end_to_end_with_honest_usage(engine: Vllm
         assert usage.generated_tokens == tree.total_cost + sum(s.usage.generated_tokens for s in judged)
         assert usage.prompt_tokens == sum(s.usage.prompt_tokens for s in backend.calls)
         # each distinct path scored once (a repeat of a sibling is pruned before scoring; the
-        # scorer's cache serves a finished path whose steps equal another's)
+        # scorer's cache serves a path whose text, every step closed by the delimiter as the
+        # step scorer reads it, equals another's)
         scored = [n for n in tree.nodes() if not (n.score_reason or "").startswith("repeats")]
-        paths = {tuple(split_steps(tree.text(n.id), "\n\n")) for n in scored}
+        paths = {_as_scored(tree, n.id) for n in scored}
         assert usage.verifier_calls == len(paths)
         assert 0 < usage.thinking_tokens <= usage.generated_tokens
         # continuation requests (every step request after the first) hit the prefix cache

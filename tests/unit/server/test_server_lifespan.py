@@ -43,3 +43,25 @@ async def test_the_backend_comes_from_the_pool_and_shutdown_closes_the_pool(
         assert await engines.backend("embedded") is served  # the pool's one
         judge = await engines.backend({"kind": "vllm", "model": "judge-model"})  # a verifier's
     assert served.closed and judge.closed and len(engines) == 0
+
+
+
+async def test_an_app_given_its_backend_leaves_the_pool_to_its_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An app built around a backend object (a test's, a program embedding the server) does
+    not own the process's engines: its shutdown must not close another user's engine."""
+
+    async def open_backend(spec: Any) -> Closing:
+        return Closing()
+
+    monkeypatch.setattr("ponder.backends.pool.open_backend", open_backend)
+    someone_elses = await engines.backend({"kind": "vllm", "model": "another-users-model"})
+    try:
+        app = create_app(ServerSettings(), backend=Closing())
+        async with app.router.lifespan_context(app):
+            pass
+        assert not someone_elses.closed
+        assert await engines.backend({"kind": "vllm", "model": "another-users-model"}) is someone_elses
+    finally:
+        await engines.close()
