@@ -78,8 +78,6 @@ class Spending:
         finally:
             if state.finished_at is not None:  # the engine saw the request
                 self.add(state.usage)
-        if state.timed_out:
-            self._run.timed_out = True
         return state
 
     async def pool(
@@ -136,8 +134,6 @@ class Run:
         self.score_cache: dict[tuple, Any] = {} if score_cache is None else score_cache
         """Verifier results of this run, so no (verifier, problem, text) is scored twice."""
         self.pool = pool if pool is not None else engines
-        self.timed_out = False
-        """Whether the budget's clock cut one of this run's engine calls short."""
 
     # -- relatives ----------------------------------------------------------------------
     def child(self, budget: Budget | None = None) -> Run:
