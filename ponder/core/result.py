@@ -9,6 +9,18 @@ from ponder.core.generation import FinishReason
 from ponder.core.usage import Usage
 
 
+@dataclass(frozen=True)
+class Execution:
+    """A program-of-thought chain's program and what running it gave."""
+
+    code: str | None
+    """The program taken from the chain (None when the chain held none)."""
+    output: str
+    """What it printed (up to the sandbox's output cap)."""
+    error: str | None
+    """Why it gave no answer (no program, an exception, a timeout, nothing printed)."""
+
+
 @dataclass
 class Candidate:
     """A finished (or budget-cut) chain a strategy considered."""
@@ -30,6 +42,8 @@ class Candidate:
     token_ids: list[int] = field(default_factory=list, repr=False)
     logprobs: list[float] | None = field(default=None, repr=False)
     """Logprob of each generated token, when the strategy asked for them."""
+    program: Execution | None = None
+    """For a program chain: the program and its run, whose output is ``answer``."""
 
     @property
     def mean_logprob(self) -> float | None:

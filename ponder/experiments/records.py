@@ -36,6 +36,8 @@ class CandidateRecord(BaseModel):
     finish_reason: str | None
     mean_logprob: float | None = None
     text: str
+    program: dict[str, str | None] | None = None
+    """For a program chain: its code, what it printed and why it gave no answer."""
 
 
 class ProblemRecord(BaseModel):

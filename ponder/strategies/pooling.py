@@ -28,15 +28,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
 from ponder.core.sampling import SamplingConfig
 from ponder.runtime import Run
 from ponder.strategies.base import Strategy, strategies
-from ponder.strategies.sampling import sample_chains
+from ponder.strategies.sampling import ChainFormat, sample_formatted
 from ponder.verifiers.answers import AnswerExtractor
+from ponder.verifiers.programs import ProgramFormat
 
 
 @dataclass
@@ -60,6 +61,14 @@ class SampledStrategy(Strategy):
     )
     sampling: SamplingConfig = SamplingConfig()
     extractor: AnswerExtractor = AnswerExtractor()
+    format: ChainFormat = Field(
+        "words", description="How the chains reason: 'words' (the answer is extracted from the "
+        "text), 'program' (a Python program whose printed output, run in the sandbox, is the "
+        "answer), or 'mixed' (both, voting together; program.mixed_share of them programs).",
+    )
+    program: ProgramFormat = Field(
+        ProgramFormat(), description="The prompt, worked examples and sandbox of program chains."
+    )
     sampler: Strategy | None = Field(
         None,
         description="A strategy whose runs supply the candidates instead of plain sampling: "
@@ -78,15 +87,26 @@ class SampledStrategy(Strategy):
             return value
         return strategies.build(value)  # type: ignore[arg-type]
 
+    @model_validator(mode="after")
+    def _format_is_for_own_chains(self) -> SampledStrategy:
+        if self.sampler is not None and self.format != "words":
+            raise ValueError(
+                f"format {self.format!r} applies to this strategy's own chains, not a "
+                "sampler's; set it on a sampler that samples its own chains (best_of_n or "
+                "self_consistency)"
+            )
+        return self
+
     def gives_logprobs(self) -> bool:
         return self.sampler.gives_logprobs() if self.sampler is not None else False
 
     async def _draw(self, problem: Problem, ctx: Run, *, logprobs: bool = False) -> Pool:
         """The candidates: ``n`` plain samples, or the pool of ``n`` sampler runs."""
         if self.sampler is None:
-            chains = await sample_chains(
+            chains = await sample_formatted(
                 problem, ctx, n=self.n, sampling=self.sampling, extractor=self.extractor,
-                system_prompt=self.system_prompt, logprobs=logprobs, thinking=self.thinking,
+                system_prompt=self.system_prompt, chain_format=self.format,
+                program=self.program, logprobs=logprobs, thinking=self.thinking,
             )
             return Pool(chains.candidates, chains.budget_exhausted, chains.exhausted_by)
         return await run_sampler(self.sampler, self.n, problem, ctx, pool=self.pool)

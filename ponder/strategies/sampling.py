@@ -13,7 +13,10 @@ chains have ended on their own, the rest are aborted.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ponder.core.generation import Completion, GenerationState, SamplingParams
 from ponder.core.problem import Problem
@@ -22,6 +25,11 @@ from ponder.core.sampling import SamplingConfig
 from ponder.core.thinking import ThinkingFormat
 from ponder.runtime import Run
 from ponder.verifiers.answers import AnswerExtractor
+from ponder.verifiers.programs import ProgramFormat
+
+ChainFormat = Literal["words", "program", "mixed"]
+"""How chains reason: in words (the answer extracted from the text), as a program (the answer
+is what it prints in the sandbox), or a mix of both voting together."""
 
 
 @dataclass
@@ -96,6 +104,67 @@ async def sample_chains(
     exhausted_by = ctx.ledger.exhausted_by or ("seconds" if timed_out else None)
     return SampledChains(
         candidates, exhausted, exhausted_by if exhausted else None, finish_order, aborted
+    )
+
+
+async def sample_formatted(
+    problem: Problem,
+    ctx: Run,
+    *,
+    n: int,
+    sampling: SamplingConfig,
+    extractor: AnswerExtractor,
+    system_prompt: str | None,
+    chain_format: ChainFormat,
+    program: ProgramFormat,
+    logprobs: bool = False,
+    thinking: ThinkingFormat | None = None,
+) -> SampledChains:
+    """``n`` chains in ``chain_format``: words as ``sample_chains`` draws them, programs run
+    in the sandbox for their answers, or both at once (``program.mixed_share`` of them
+    programs, listed after the word chains)."""
+    programs = {"words": 0, "program": n, "mixed": round(n * program.mixed_share)}[chain_format]
+    if chain_format == "mixed":
+        programs = min(max(programs, 1), n - 1) if n > 1 else programs
+    words = n - programs
+    draws = []
+    if words:
+        draws.append(sample_chains(
+            problem, ctx, n=words, sampling=sampling, extractor=extractor,
+            system_prompt=system_prompt, logprobs=logprobs, thinking=thinking,
+        ))
+    if programs:
+        draws.append(_sample_programs(problem, ctx, programs, sampling, program, logprobs))
+    return _joined(await asyncio.gather(*draws))
+
+
+async def _sample_programs(
+    problem: Problem, ctx: Run, n: int, sampling: SamplingConfig, program: ProgramFormat,
+    logprobs: bool,
+) -> SampledChains:
+    chains = await sample_chains(
+        program.problem(problem), ctx, n=n,
+        sampling=sampling.model_copy(update={"stop": (*sampling.stop, *program.stop)}),
+        extractor=AnswerExtractor(), system_prompt=program.system_prompt, logprobs=logprobs,
+    )
+    await program.answer(chains.candidates, ctx)
+    return chains
+
+
+def _joined(parts: list[SampledChains]) -> SampledChains:
+    """One pool from several draws, renumbered in order; cut short if any draw was."""
+    if len(parts) == 1:
+        return parts[0]
+    candidates: list[Candidate] = []
+    finish_order: list[int] = []
+    for part in parts:
+        offset = len(candidates)
+        candidates += [dataclasses.replace(c, index=offset + c.index) for c in part.candidates]
+        finish_order += [offset + i for i in part.finish_order]
+    cut = next((p for p in parts if p.budget_exhausted), None)
+    return SampledChains(
+        candidates, cut is not None, cut.exhausted_by if cut else None, finish_order,
+        sum(p.aborted for p in parts),
     )
 
 

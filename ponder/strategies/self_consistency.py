@@ -41,6 +41,11 @@ class SelfConsistency(SampledStrategy):
                     "trim applies to self-consistency's own chains, not a sampler's; "
                     "trim inside the sampler (e.g. a cot_trim sampler) instead"
                 )
+            if self.format != "words":
+                raise ValueError(
+                    f"trim trims chains of thought; format {self.format!r} chains are "
+                    "programs: use format 'words' with trim"
+                )
             self.trimmed(self.trim)  # its limits must fit this strategy's sampling
         return self
 

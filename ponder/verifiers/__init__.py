@@ -4,12 +4,13 @@
 is the module holding the ``SelfCertainty`` verifier.
 """
 
-from ponder.verifiers import code, judge, prm, reference, self_certainty
+from ponder.verifiers import code, cot_pot, judge, prm, reference, self_certainty
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Score, Verifier, verifiers
 from ponder.verifiers.certainty import certainty_score
 from ponder.verifiers.certainty import self_certainty as mean_logprob
 from ponder.verifiers.code import CodeTests
+from ponder.verifiers.cot_pot import CoTPoT
 from ponder.verifiers.equivalence import (
     answers_equivalent,
     canonical_answer_key,
@@ -26,6 +27,7 @@ from ponder.verifiers.vote import VoteResult, majority_vote
 
 __all__ = [
     "AnswerExtractor",
+    "CoTPoT",
     "CodeTests",
     "Grade",
     "LLMJudge",

@@ -1,6 +1,6 @@
 """The script the code verifier runs in each sandbox process: ``python -I -B _code_runner.py JOB``.
 
-It reads the job (program, tests, limits, where to report), applies the resource limits,
+It reads the job (program, tests, whether to run as ``__main__``, limits, where to report), applies the resource limits,
 installs an audit hook, runs the program in a fresh namespace and then each test, and
 reports one JSON line per stage to the results file. The results file is opened before the
 hook goes in and lies outside the program's directory, so the program cannot open it;
@@ -101,18 +101,27 @@ def main() -> None:
 
         set_limits(job["memory_bytes"], job["cpu_seconds"], job["file_bytes"])
         sys.addaudithook(guard(os.path.realpath(os.getcwd())))
-        run(job["program"], job["tests"], report)
+        run(job["program"], job["tests"], report, as_main=job.get("as_main", False))
     # The verdict is in: leftover threads and atexit handlers of the program must not hold
-    # the run open until the timeout.
+    # the run open until the timeout. What the program printed is still in the buffers
+    # (a pipe is block-buffered) and is its answer when it runs as a script.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the program closed or broke its own stream
+            pass
     os._exit(0)
 
 
-def run(program: str, tests: list[str], report: Callable[..., None]) -> None:
+def run(
+    program: str, tests: list[str], report: Callable[..., None], *, as_main: bool = False
+) -> None:
     """Run the program, then each test in the same namespace, reporting every stage."""
     report(stage="ready")
-    # Not "__main__": the tests drive the program, so its main block (which often reads
-    # stdin) stays out of the way.
-    namespace = {"__name__": "solution", "__builtins__": __builtins__}
+    # Not "__main__" under tests: they drive the program, so its main block (which often
+    # reads stdin) stays out of the way. A program whose printed output is the answer runs
+    # as a script, main block included.
+    namespace = {"__name__": "__main__" if as_main else "solution", "__builtins__": __builtins__}
     try:
         exec(compile(program, "<program>", "exec"), namespace)
     except BaseException as exc:  # the program's failure is the verdict, whatever it is

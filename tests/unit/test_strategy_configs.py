@@ -33,6 +33,7 @@ FILES: dict[str, str] = {
     "sc_over_short_mk": "self_consistency",
     "sc_trimmed": "self_consistency",
     "self_consistency": "self_consistency",
+    "self_consistency_programs": "self_consistency",
     "short_mk": "short_mk",
     "spec_reason": "spec_reason",
 }
@@ -133,9 +134,13 @@ def test_the_stored_defaults_build_the_class_defaults(kind: str, name: str, cls:
         (["strategy=beam_spec_reason", "strategy.step_generator.threshold=8"],
          "step_generator.threshold", 8.0),
         (["strategy=self_consistency", "strategy.thinking=qwen3"], "thinking.name", "qwen3"),
+        (["strategy=self_consistency", "strategy.format=mixed", "strategy.program.mixed_share=0.25"],
+         "program.mixed_share", 0.25),
+        (["strategy=self_consistency_programs", "strategy.program.sandbox.timeout_s=2"],
+         "program.sandbox.timeout_s", 2.0),
     ],
     ids=["n", "selection", "beam_width", "nested-step", "subclass-field", "trim", "sampler-field",
-         "step-generator-field", "thinking-preset"],
+         "step-generator-field", "thinking-preset", "program-share", "program-sandbox"],
 )
 @pytest.mark.parametrize("command", ["config", "run"], ids=["solve", "run"])
 def test_an_override_of_a_key_the_file_does_not_list(

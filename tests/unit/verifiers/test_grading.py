@@ -55,7 +55,8 @@ def test_self_certainty(
 
 def test_package_exports() -> None:
     assert sorted(ponder.verifiers.__all__) == [
-        "AnswerExtractor", "CodeTests", "Grade", "LLMJudge", "ProcessRewardModel",
+        "AnswerExtractor", "CoTPoT", "CodeTests", "Grade", "LLMJudge",
+        "ProcessRewardModel",
         "ProcessVerifier", "ReferenceAnswer", "Score", "SelfCertainty", "StepJudge", "Verifier", "VoteResult",
         "answers_equivalent", "canonical_answer_key", "certainty_score", "exact_match", "grade",
         "group_answers", "majority_vote", "mean_logprob", "normalize_answer", "self_certainty",
