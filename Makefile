@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python benchmarks/self_consistency_ceiling.py
 	$(BIN)/python benchmarks/judge_batching.py
 	$(BIN)/python benchmarks/self_consistency_accuracy.py
+	$(BIN)/python benchmarks/selection_accuracy.py
 	$(BIN)/python benchmarks/short_mk_cancellation.py
 	$(BIN)/python benchmarks/search_speed.py
 	$(BIN)/python benchmarks/server_load.py
