@@ -3,6 +3,7 @@
     ponder solve "What is 17 + 25?" strategy=self_consistency strategy.n=16 \
         budget.generated_tokens=4000 backend=embedded
     ponder run -m strategy.n=1,4,16 dataset=word_problems     # experiment runs (Hydra)
+    ponder verifier train arithmetic dataset.size=60          # a learned verifier (Hydra)
     ponder report runs/sweep                                  # table + scaling curve
     ponder serve backend=embedded --host 127.0.0.1 --port 8000  # OpenAI-compatible endpoint
     ponder graph sc_over_short_mk strategy.n=4                # print and draw a strategy graph
@@ -82,6 +83,12 @@ def _run(args: argparse.Namespace) -> int:
     from ponder.experiments.app import main as run_app
 
     return run_app(args.hydra_args)
+
+
+def _verifier(args: argparse.Namespace) -> int:
+    from ponder.experiments.verifier_training import main as train_app
+
+    return train_app(args.hydra_args)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -166,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run, hydra_args=[])  # its arguments are Hydra's: see _parse
 
+    verifier = commands.add_parser(
+        "verifier", add_help=False,
+        help="`verifier train DATASET key=value ...`: train a learned verifier (a Hydra app)",
+    )
+    verifier.set_defaults(handler=_verifier, hydra_args=[])  # `train` and Hydra's arguments: see _parse
+
     report = commands.add_parser("report", help="table and scaling plot of experiment runs")
     report.add_argument("run_dirs", nargs="+", help="run folders, or folders holding them (a sweep)")
     report.add_argument("--out", help="where to write report.csv and scaling.png (default: their common folder)")
@@ -203,12 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    """Everything after ``run`` goes to Hydra untouched (argparse would claim ``-m``, ``--cfg``)."""
+    """Everything after ``run`` or ``verifier train`` goes to Hydra untouched (argparse would
+    claim ``-m``, ``--cfg``)."""
     flags = len(list(itertools.takewhile(lambda arg: arg.startswith("-"), argv)))
     if argv[flags:flags + 1] == ["run"]:
         args = build_parser().parse_args([*argv[:flags], "run"])
         args.hydra_args = argv[flags + 1:]
         return args
+    if argv[flags:flags + 2] == ["verifier", "train"]:
+        args = build_parser().parse_args([*argv[:flags], "verifier"])
+        args.hydra_args = argv[flags + 2:]
+        return args
+    if argv[flags:flags + 1] == ["verifier"]:
+        build_parser().error("verifier: the action is `train` (ponder verifier train DATASET ...)")
     return build_parser().parse_args(argv)
 
 

@@ -1,10 +1,12 @@
 """Pooling clients: where a process reward model's class logits come from, one row per step
-separator of each prompt.
+separator of each prompt, and a learned verifier's features, one embedding per prompt.
 
 vLLM serves a PRM as the ``token_classify`` task with STEP pooling: ``PoolingParams(
-step_tag_id=...)`` keeps only the rows at the separator token. ``PoolingEngine`` runs that in
+step_tag_id=...)`` keeps only the rows at the separator token. An embedding is the ``embed``
+task on the causal LM converted by vLLM (``convert="embed"``) with LAST or MEAN pooling, raw
+(no normalization: the learned head standardizes its inputs). ``PoolingEngine`` runs either in
 this process (vLLM's pooling runner, separate from the generator's engine); ``PoolingServer``
-asks a vLLM server's ``/pooling`` endpoint. The engine pool builds one of either per settings
+asks a vLLM server's ``/pooling`` endpoint for a PRM's rows. The engine pool builds one of either per settings
 (``EnginePool.pooling``) and closes them with everything else; the settings and the client's
 shape are in ``ponder.core.pooling``, where the verifier reads them.
 """
@@ -37,6 +39,15 @@ from ponder.errors import BackendDeadError, BackendError, BadRequestError
 log = logging.getLogger(__name__)
 
 
+def engine_task(settings: PoolingEngineSettings) -> str:
+    """The vLLM pooling task an engine with ``settings`` serves."""
+    return "token_classify" if settings.embedding is None else "embed"
+
+
+def _what(settings: PoolingEngineSettings) -> str:
+    return "PRM" if settings.embedding is None else "embedding"
+
+
 async def open_pooling(settings: PoolingSettings) -> PoolingClient:
     """A new client for ``settings``, owned by the caller (the pool)."""
     if isinstance(settings, PoolingServerSettings):
@@ -64,29 +75,38 @@ class PoolingEngine:
         if on_cpu:
             apply_cpu_environment(VllmConfig(model=settings.model_path))
         tokens = settings.classifier_tokens
+        if settings.embedding is not None:
+            convert, overrides = "embed", {}
+            pooler = PoolerConfig(seq_pooling_type=settings.embedding)
+        else:
+            convert = "auto" if tokens is None else "classify"
+            overrides = (
+                {}  # vLLM's config takes a dict here, not None
+                if tokens is None
+                else {"classifier_from_token": list(tokens), "method": "no_post_processing"}
+            )
+            pooler = PoolerConfig(tok_pooling_type="STEP")
         args = AsyncEngineArgs(
             model=settings.model_path,
             runner="pooling",
-            convert="auto" if tokens is None else "classify",
-            hf_overrides=(
-                None
-                if tokens is None
-                else {"classifier_from_token": list(tokens), "method": "no_post_processing"}
-            ),
-            pooler_config=PoolerConfig(tok_pooling_type="STEP"),
+            convert=convert,
+            hf_overrides=overrides,
+            pooler_config=pooler,
             dtype="float32" if on_cpu else "auto",
             enforce_eager=on_cpu,
             max_model_len=settings.max_model_len,
             gpu_memory_utilization=settings.gpu_memory_utilization,
             disable_log_stats=True,
         )
-        log.info("starting the pooling engine for %s", settings.model_path)
+        log.info("starting the %s engine for %s", _what(settings), settings.model_path)
         try:
             engine = cls(AsyncLLM.from_engine_args(args), settings)
         except Exception as exc:  # engine start-up failures surface as assorted types
-            raise BackendDeadError(f"could not start the PRM engine: {exc}") from exc
-        if "token_classify" not in await engine.engine.get_supported_tasks():
+            raise BackendDeadError(f"could not start the {_what(settings)} engine: {exc}") from exc
+        if engine_task(settings) not in await engine.engine.get_supported_tasks():
             await engine.close()
+            if settings.embedding is not None:
+                raise BadRequestError(f"model {settings.model_path!r} gives no embeddings")
             raise BadRequestError(
                 f"model {settings.model_path!r} has no token classification head; set "
                 "classifier_tokens to read step scores from its LM head"
@@ -97,28 +117,34 @@ class PoolingEngine:
     def alive(self) -> bool:
         return not self._closed and not self.engine.errored
 
-    async def pool(self, prompts: list[list[int]], separator_id: int) -> list[Pooled]:
+    async def pool(self, prompts: list[list[int]], separator_id: int | None) -> list[Pooled]:
+        if (separator_id is None) != (self.settings.embedding is not None):
+            wanted = "None" if self.settings.embedding is not None else "a separator token id"
+            raise BadRequestError(f"the {_what(self.settings)} engine takes {wanted} as separator_id")
         return list(await asyncio.gather(*(self._encode(ids, separator_id) for ids in prompts)))
 
-    async def _encode(self, token_ids: list[int], separator_id: int) -> Pooled:
+    async def _encode(self, token_ids: list[int], separator_id: int | None) -> Pooled:
         from vllm import PoolingParams
         from vllm.inputs import TokensPrompt
 
+        what = _what(self.settings)
         if self._closed:
-            raise BackendDeadError("this PRM engine was closed")
-        # raw logits: the softmax is taken by the verifier, the same way for engine and server
+            raise BackendDeadError(f"this {what} engine was closed")
+        # raw outputs: a PRM's softmax is taken by the verifier, the same way for engine and
+        # server; an embedding is standardized by the head that reads it
         params = PoolingParams(
-            task="token_classify", step_tag_id=separator_id, use_activation=False
+            task=engine_task(self.settings), step_tag_id=separator_id, use_activation=False
         )
         prompt = TokensPrompt(prompt_token_ids=token_ids)
-        request_id = f"ponder-prm-{next(self._request_ids)}"
+        request_id = f"ponder-pool-{next(self._request_ids)}"
         final = None
-        with engine_errors("PRM", self._mark_closed):
+        with engine_errors(what, self._mark_closed):
             async for final in self.engine.encode(prompt, params, request_id):
                 pass
         if final is None:
-            raise BackendError(f"PRM request {request_id} ended without output")
-        rows = final.outputs.data.tolist()
+            raise BackendError(f"{what} request {request_id} ended without output")
+        data = final.outputs.data
+        rows = data.tolist() if data.ndim == 2 else [data.tolist()]
         return Pooled(rows, len(token_ids), final.num_cached_tokens or 0)
 
     def _mark_closed(self) -> None:
@@ -149,7 +175,7 @@ class PoolingServer:
     def alive(self) -> bool:
         return not self._closed
 
-    async def pool(self, prompts: list[list[int]], separator_id: int) -> list[Pooled]:
+    async def pool(self, prompts: list[list[int]], separator_id: int | None) -> list[Pooled]:
         if self._closed:
             raise BackendDeadError(f"the PRM client for {self.base_url} was closed")
         if self._client is None:

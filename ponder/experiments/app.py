@@ -17,7 +17,7 @@ import logging
 import multiprocessing
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -192,16 +192,16 @@ def _job(cfg: DictConfig) -> float | None:
     try:
         return experiment(settings, folder, HOST, keep_engine=sequential_sweep)  # type: ignore
     except BadRequestError as exc:
-        _exit(exc, 2)
+        exit_with(exc, 2)
     except PonderError as exc:
-        _exit(exc, 1)
+        exit_with(exc, 1)
     except KeyboardInterrupt:
         print(f"interrupted; run the same command again to continue {folder}", file=sys.stderr)
-        _exit(None, 130)
+        exit_with(None, 130)
     return None
 
 
-def _exit(error: Exception | None, status: int) -> NoReturn:
+def exit_with(error: Exception | None, status: int) -> NoReturn:
     """Leave with one line, not a traceback: the error is the user's to fix (2) or the
     backend's (1). Raised through Hydra, so a sweep stops here."""
     if error is not None:
@@ -209,19 +209,25 @@ def _exit(error: Exception | None, status: int) -> NoReturn:
     raise SystemExit(status)
 
 
-def main(argv: Sequence[str]) -> int:
-    """Run the app with ``argv`` (Hydra's arguments: overrides, -m, --cfg job, ...)."""
+def call_hydra_app(job: Callable[[], object], program: str, argv: Sequence[str], host: EngineHost) -> int:
+    """Run a ``@hydra.main`` function as ``program argv...`` (Hydra reads ``sys.argv``) and
+    close ``host``'s engine after it; the exit status."""
     saved = sys.argv
-    sys.argv = ["ponder run", *argv]
+    sys.argv = [program, *argv]
     store_class_defaults()
     try:
-        _job()
+        job()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = saved
-        HOST.close()
+        host.close()
     return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the app with ``argv`` (Hydra's arguments: overrides, -m, --cfg job, ...)."""
+    return call_hydra_app(_job, "ponder run", argv, HOST)
 
 
 if __name__ == "__main__":

@@ -81,10 +81,11 @@ class Spending:
         return state
 
     async def pool(
-        self, client: PoolingClient, prompts: list[list[int]], separator_id: int
+        self, client: PoolingClient, prompts: list[list[int]], separator_id: int | None = None
     ) -> list[Pooled]:
-        """Pool ``prompts`` on a pooling client (a PRM) under the ledger's deadline. The tokens
-        sent are charged even when the deadline cuts the call (``TimeoutError``)."""
+        """Pool ``prompts`` on a pooling client (a PRM's step rows at ``separator_id``, or
+        embeddings) under the ledger's deadline. The tokens sent are charged even when the
+        deadline cuts the call (``TimeoutError``)."""
         started = time.perf_counter()
         try:
             pooled = await asyncio.wait_for(

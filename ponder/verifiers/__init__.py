@@ -4,7 +4,7 @@
 is the module holding the ``SelfCertainty`` verifier.
 """
 
-from ponder.verifiers import code, cot_pot, judge, prm, reference, self_certainty
+from ponder.verifiers import code, cot_pot, judge, learned, prm, reference, self_certainty
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Score, Verifier, verifiers
 from ponder.verifiers.certainty import certainty_score
@@ -19,6 +19,7 @@ from ponder.verifiers.equivalence import (
 )
 from ponder.verifiers.grading import Grade, exact_match, grade
 from ponder.verifiers.judge import LLMJudge, StepJudge
+from ponder.verifiers.learned import LearnedVerifier
 from ponder.verifiers.prm import ProcessRewardModel
 from ponder.verifiers.process import ProcessVerifier
 from ponder.verifiers.reference import ReferenceAnswer
@@ -31,6 +32,7 @@ __all__ = [
     "CodeTests",
     "Grade",
     "LLMJudge",
+    "LearnedVerifier",
     "ProcessRewardModel",
     "ProcessVerifier",
     "ReferenceAnswer",

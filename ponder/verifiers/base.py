@@ -17,6 +17,7 @@ from typing import ClassVar
 from pydantic import ConfigDict
 
 from ponder.core.parts import Part
+from ponder.core.pooling import Pooled, PoolingClient
 from ponder.core.problem import Problem
 from ponder.core.registry import Registry
 from ponder.core.result import Candidate
@@ -111,6 +112,20 @@ async def metered_scores(
         scores = await score()
         spending.add(Usage(verifier_calls=calls))
     return scores
+
+
+async def pool_within_budget(
+    ctx: Run, client: PoolingClient, prompts: list[list[int]], separator_id: int | None = None
+) -> list[Pooled]:
+    """Pool every prompt at once on a pooling client (a PRM, an embedding engine), charging
+    its tokens to the run (``metered_scores`` charges the verifier calls). Tokens sent are
+    charged even when the budget's time runs out (``TimeoutError``). Raises
+    ``BudgetExhaustedError`` naming the limit when the tokens do not fit."""
+    if not prompts:
+        return []
+    tokens = sum(len(prompt) for prompt in prompts)
+    with ctx.require(prompt_tokens=tokens, calls="none") as spending:
+        return await spending.pool(client, prompts, separator_id)
 
 
 verifiers: Registry[Verifier] = Registry("verifier", Verifier)

@@ -40,7 +40,7 @@ from ponder.core.problem import Problem
 from ponder.errors import BadRequestError, BudgetExhaustedError
 from ponder.models.registry import resolve_model
 from ponder.runtime import Run
-from ponder.verifiers.base import Score, verifiers
+from ponder.verifiers.base import Score, pool_within_budget, verifiers
 from ponder.verifiers.process import ProcessVerifier
 
 QWEN_PRM_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -254,7 +254,9 @@ class ProcessRewardModel(ProcessVerifier):
         prompts = [build_prompt(connection.tokenizer, messages, s, separator_id) for s in paths]
         sent = [p for s, p in zip(paths, prompts) if s and len(p.token_ids) <= limit]
         try:
-            pooled = iter(await self._pool_within_budget(connection, sent, ctx))
+            pooled = iter(await pool_within_budget(
+                ctx, connection.client, [p.token_ids for p in sent], connection.separator_id
+            ))
         except BudgetExhaustedError as exc:
             return [Score(None, f"not scored: {exc}")] * len(paths)
         except TimeoutError:
@@ -270,21 +272,6 @@ class ProcessRewardModel(ProcessVerifier):
             else:
                 results.append(self._step_scores(next(pooled), prompt, separator_id))
         return results
-
-    async def _pool_within_budget(
-        self, connection: PrmConnection, prompts: list[PrmPrompt], ctx: Run
-    ) -> list[Pooled]:
-        """Pool every prompt at once, charging its tokens to the run (the base class charges
-        the verifier calls). Tokens sent are charged even when the budget's time runs out.
-        Raises ``BudgetExhaustedError`` naming the limit when the tokens do not fit."""
-        if not prompts:
-            return []
-        tokens = sum(len(p.token_ids) for p in prompts)
-        with ctx.require(prompt_tokens=tokens, calls="none") as spending:
-            pooled = await spending.pool(
-                connection.client, [p.token_ids for p in prompts], connection.separator_id
-            )
-        return pooled
 
     def _step_scores(
         self, pooled: Pooled, prompt: PrmPrompt, separator_id: int

@@ -55,7 +55,7 @@ def test_self_certainty(
 
 def test_package_exports() -> None:
     assert sorted(ponder.verifiers.__all__) == [
-        "AnswerExtractor", "CoTPoT", "CodeTests", "Grade", "LLMJudge",
+        "AnswerExtractor", "CoTPoT", "CodeTests", "Grade", "LLMJudge", "LearnedVerifier",
         "ProcessRewardModel",
         "ProcessVerifier", "ReferenceAnswer", "Score", "SelfCertainty", "StepJudge", "Verifier", "VoteResult",
         "answers_equivalent", "canonical_answer_key", "certainty_score", "exact_match", "grade",
