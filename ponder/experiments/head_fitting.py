@@ -14,6 +14,7 @@ test (``benchmarks/learned_verifier.py``).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,8 +129,8 @@ def fit_head(
 def head_from_pipeline(pipeline: Any, metrics: HeadMetrics) -> Head:
     """A fitted StandardScaler + (LogisticRegression | MLPClassifier) as plain numbers."""
     scaler, model = pipeline.steps[0][1], pipeline.steps[-1][1]
-    if list(model.classes_) != [0, 1]:
-        raise ValueError(f"a head is fitted on classes 0 and 1, not {list(model.classes_)}")
+    if model.classes_.tolist() != [0, 1]:
+        raise ValueError(f"a head is fitted on classes 0 and 1, not {model.classes_.tolist()}")
     if hasattr(model, "coefs_"):
         if model.activation != "relu":
             raise ValueError(f"an MLP head's hidden layers must be ReLU, not {model.activation}")
@@ -168,6 +169,12 @@ def _split(groups: Sequence[str], validation: float, seed: int) -> tuple[np.ndar
 
     if len(set(groups)) < 2:
         raise BadRequestError("at least 2 problems are needed, to hold some out for validation")
+    problems = len(set(groups))
+    if problems - math.ceil(validation * problems) < 1:  # GroupShuffleSplit's own rounding
+        raise BadRequestError(
+            f"head.validation {validation:g} of {problems} problems holds out every one of them, "
+            "leaving none to train on; use more problems or a smaller head.validation"
+        )
     split = GroupShuffleSplit(n_splits=1, test_size=validation, random_state=seed)
     train, held = next(split.split(np.zeros(len(groups)), groups=list(groups)))
     return train, held
