@@ -58,8 +58,9 @@ class LearnedVerifier(ProcessVerifier):
 
     @model_validator(mode="after")
     def _file_fits(self) -> LearnedVerifier:
-        features = self.file().features
-        self.file().head(self.mode)  # refuses a mode the file has no head for
+        file = self.file()
+        features = file.features
+        file.head(self.mode)  # refuses a mode the file has no head for
         if self.model is not None and self.model != features.model:
             try:
                 same = model_fingerprint(self.model) == features.fingerprint

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
-import random
 import re
 import shutil
 from pathlib import Path
@@ -24,11 +22,9 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ponder.backends.scripted import ScriptedBackend
-from ponder.budgets import Budget, Ledger
+from ponder.budgets import Budget
 from ponder.core.pooling import Pooled, PoolingEngineSettings
 from ponder.core.problem import Problem
-from ponder.core.result import Candidate
 from ponder.errors import BadRequestError
 from ponder.experiments.head_fitting import head_from_pipeline
 from ponder.runtime import Run
@@ -37,7 +33,7 @@ from ponder.verifiers.aggregation import aggregate
 from ponder.verifiers.base import Score
 from ponder.verifiers.features import Embedder, FeatureSpec, model_fingerprint, pooling_settings
 from ponder.verifiers.heads import Features, Head, HeadMetrics, VerifierFile, load_verifier, save_verifier
-from tests.unit.verifiers.test_prm import CharTokenizer
+from tests.unit.verifiers.test_learned_verifier import ChatTokenizer, candidates, context, sigmoid
 
 METRICS = HeadMetrics(
     kind="logistic", tried={"logistic": 0.8}, train_examples=8, train_positives=4,
@@ -45,18 +41,6 @@ METRICS = HeadMetrics(
     validation_ece=0.1,
 )
 PROBLEM = Problem(prompt="What is 1 + 2?")
-
-
-class ChatTokenizer(CharTokenizer):
-    """The PRM tests' character tokenizer, its template opening the assistant turn on request."""
-
-    def apply_chat_template(self, messages: list[dict[str, str]], tokenize: bool,
-                            add_generation_prompt: bool = False) -> str:
-        return super().apply_chat_template(messages, tokenize) + "[assistant]" * add_generation_prompt
-
-
-def sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x))
 
 
 def logistic(weights: list[float], bias: float, mean: list[float] | None = None,
@@ -135,14 +119,6 @@ def client(monkeypatch: pytest.MonkeyPatch) -> FakeEmbeddingClient:
 
 def prompt_of(text: str, spec: FeatureSpec | None = None) -> list[int]:
     return Embedder(spec or FeatureSpec(), None, ChatTokenizer()).prompt(PROBLEM, text)  # type: ignore[arg-type]
-
-
-def context(budget: Budget | None = None) -> Run:
-    return Run(ScriptedBackend.from_script([]), Ledger(budget or Budget()), random.Random(0))
-
-
-def candidates(*texts: str) -> list[Candidate]:
-    return [Candidate(index=i, text=t, num_tokens=0, finish_reason="stop") for i, t in enumerate(texts)]
 
 
 # -- the head's numbers --------------------------------------------------------------------------
