@@ -3,7 +3,9 @@
 The selected candidate's text is split by the strategy's thinking format: the thinking goes
 to ``reasoning_content``, the answer section to ``content``. A chain that never reached its
 answer marker is all thinking; ``content`` is then the answer the strategy extracted (or
-empty). ``usage`` is the honest cost of the whole strategy run (every sample, cancelled ones
+empty). A free-form answer (``ponder.verifiers.free_form``) is the chosen text itself, so
+``content`` is that text and ``reasoning_content`` only a delimited thinking section (r1,
+qwen3). ``usage`` is the honest cost of the whole strategy run (every sample, cancelled ones
 included), with ponder's breakdown under ``usage.ponder``.
 """
 
@@ -13,6 +15,7 @@ from typing import Any
 
 from ponder.core.result import Result
 from ponder.core.thinking import ThinkingFormat
+from ponder.verifiers.free_form import split_free_form
 
 
 def split_text(result: Result, thinking: ThinkingFormat) -> tuple[str, str]:
@@ -20,6 +23,8 @@ def split_text(result: Result, thinking: ThinkingFormat) -> tuple[str, str]:
     best = result.best
     if best is None:
         return "", ""
+    if result.details.get("answers") == "free_form":
+        return split_free_form(best.text, thinking)
     reasoning, answer = thinking.split(best.text)
     if thinking.think_start and answer.startswith(thinking.think_end):
         answer = answer[len(thinking.think_end):]  # a tag closes thinking; it is not the answer
@@ -55,8 +60,11 @@ def usage_block(result: Result) -> dict[str, Any]:
 
 
 def ponder_block(result: Result, decision: dict[str, Any] | None, trace: bool) -> dict[str, Any]:
-    """What ponder adds beside the OpenAI fields: the answer, 'auto''s choice, the trace."""
+    """What ponder adds beside the OpenAI fields: the answer, the rule that chose it (where
+    the strategy says), 'auto''s choice, the trace."""
     block: dict[str, Any] = {"strategy": result.strategy, "answer": result.answer}
+    if "chosen_by" in result.details:
+        block["chosen_by"] = result.details["chosen_by"]
     if decision is not None:
         block["auto"] = decision
     if trace:

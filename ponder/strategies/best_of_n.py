@@ -7,6 +7,11 @@ total (weighted best-of-N), the same vote self-consistency casts, with scores as
 ``majority`` ignores the scores. Candidates the verifier could not score take no part in
 ``argmax`` and ``weighted``.
 
+Free-form answers (``answers``, ``free_form``; see ``ponder.strategies.pooling``): the
+votes (``majority``, ``weighted``) among free-form answers are taken by minimum Bayes risk
+(``weighted``: each other candidate's similarity counts with its score) or universal
+self-consistency; ``argmax`` picks by score as always, its answer then the chosen text.
+
 Composition: with a ``sampler`` the candidates are the pooled results of ``n`` runs of another
 strategy (``ponder.strategies.pooling``), e.g. ``n`` budget-forced chains, which the verifier
 then scores. Pooled candidates carry token logprobs only when the sampler's do, so a verifier
@@ -15,7 +20,7 @@ that reads logprobs (self_certainty) needs such a sampler; the strategy graph's 
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ponder.core.problem import Problem
 from ponder.core.result import Result
@@ -23,7 +28,7 @@ from ponder.runtime import Run
 from ponder.strategies.base import strategies
 from ponder.strategies.pooling import SampledStrategy
 from ponder.verifiers.base import Verifier, verifiers
-from ponder.verifiers.selection import SelectionRule, select
+from ponder.verifiers.selection import SelectionRule
 
 
 @strategies.register("best_of_n")
@@ -44,6 +49,16 @@ class BestOfN(SampledStrategy):
     def _build_verifier(cls, value: object) -> Verifier:
         return verifiers.build(value)  # type: ignore[arg-type]
 
+    @model_validator(mode="after")
+    def _free_form_rule_needs_a_vote(self) -> BestOfN:
+        if self.selection == "argmax" and self.free_form != "mbr":
+            raise ValueError(
+                f"free_form {self.free_form!r} takes a vote among free-form answers, but "
+                "selection 'argmax' picks the top-scored chain: use selection 'majority' or "
+                "'weighted' with it"
+            )
+        return self
+
     def gives_logprobs(self) -> bool:
         return super().gives_logprobs() if self.sampler else self.verifier.needs_logprobs
 
@@ -52,9 +67,9 @@ class BestOfN(SampledStrategy):
         candidates = pool.candidates
         for candidate, score in zip(candidates, await self.verifier.score(problem, candidates, ctx)):
             candidate.record(score.value, score.reason, score.steps)
-        selected, details = select(candidates, self.selection)
+        choice = await self._choose(problem, ctx, candidates, self.selection)
         return ctx.result(
-            self.name, candidates, selected,
-            cut=pool.budget_exhausted, exhausted_by=pool.exhausted_by,
-            details={**details, **pool.details},
+            self.name, candidates, choice.selected,
+            cut=pool.budget_exhausted or choice.budget_refused, exhausted_by=pool.exhausted_by,
+            details={**choice.details, **pool.details},
         )

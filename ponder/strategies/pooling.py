@@ -19,6 +19,11 @@ so the result does not depend on how the runs interleave. The parent's usage is 
 the runs' usage plus its own (a verifier's calls). When any run was cut short by the budget,
 the parent reports the budget as exhausted. The parent's ``sampling`` is not used with a
 sampler; the sampler's own settings apply.
+
+The back half they share is how the final answer is read and chosen: ``answers`` says
+whether a candidate's answer is what the extractor finds or its free-form text, and
+``free_form`` how free-form answers are chosen where a vote would count equal ones
+(``ponder.verifiers.free_form``).
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ from ponder.runtime import Run
 from ponder.strategies.base import Strategy, strategies
 from ponder.strategies.sampling import ChainFormat, sample_formatted
 from ponder.verifiers.answers import AnswerExtractor
+from ponder.verifiers.free_form import AnswerMode, Choice, FreeFormRule, choose_answer
 from ponder.verifiers.programs import ProgramFormat
+from ponder.verifiers.selection import SelectionRule
 
 
 @dataclass
@@ -77,6 +84,16 @@ class SampledStrategy(Strategy):
     pool: Literal["selected", "all"] = Field(
         "selected", description="With a sampler: each run's selected candidate, or all of them."
     )
+    answers: AnswerMode = Field(
+        "extracted", description="What a candidate's answer is: 'extracted' (what the extractor "
+        "finds), 'free_form' (its whole text, for questions with no short answer), or 'auto' "
+        "(free-form when fewer than half of the candidates have a short extracted answer).",
+    )
+    free_form: FreeFormRule = Field(
+        "mbr", description="How a vote among free-form answers is taken: 'mbr' (the candidate "
+        "most similar to the others, by chrF) or 'usc' (the model names the most consistent; "
+        "one budgeted model call, MBR when it names none).",
+    )
 
     @field_validator("sampler", mode="before")
     @classmethod
@@ -95,6 +112,12 @@ class SampledStrategy(Strategy):
                 "sampler's; set it on a sampler that samples its own chains (best_of_n or "
                 "self_consistency)"
             )
+        if self.format != "words" and self.answers != "extracted":
+            raise ValueError(
+                f"answers {self.answers!r} reads a chain's text as its answer, but format "
+                f"{self.format!r} chains answer with what their program prints: use answers "
+                "'extracted' with program chains"
+            )
         return self
 
     def gives_logprobs(self) -> bool:
@@ -110,6 +133,15 @@ class SampledStrategy(Strategy):
             )
             return Pool(chains.candidates, chains.budget_exhausted, chains.exhausted_by)
         return await run_sampler(self.sampler, self.n, problem, ctx, pool=self.pool)
+
+    async def _choose(
+        self, problem: Problem, ctx: Run, candidates: list[Candidate], rule: SelectionRule
+    ) -> Choice:
+        """The final answer among ``candidates`` by ``rule``, read as ``answers`` says."""
+        return await choose_answer(
+            problem, candidates, rule, ctx,
+            answers=self.answers, free_form=self.free_form, thinking=self.thinking,
+        )
 
 
 async def run_sampler(

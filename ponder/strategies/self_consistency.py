@@ -10,6 +10,11 @@ exit and the thought judge) before it votes; the run is then CoT trimming's, con
 this strategy's ``n``, sampling, extractor, prompt and thinking format, and its details are
 CoT trimming's. ``trim`` applies to self-consistency's own chains, so it cannot be combined
 with a sampler (trim inside the sampler instead).
+
+Free-form answers (``answers``, ``free_form``; see ``ponder.strategies.pooling``): where the
+candidates have no short answer to vote on, the vote is taken by minimum Bayes risk or
+universal self-consistency over their texts, and ``details["chosen_by"]`` says which rule
+chose.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from ponder.runtime import Run
 from ponder.strategies.base import strategies
 from ponder.strategies.cot_trim import CoTTrim, TrimSettings
 from ponder.strategies.pooling import SampledStrategy
-from ponder.verifiers.selection import select
 
 
 @strategies.register("self_consistency")
@@ -46,6 +50,11 @@ class SelfConsistency(SampledStrategy):
                     f"trim trims chains of thought; format {self.format!r} chains are "
                     "programs: use format 'words' with trim"
                 )
+            if self.answers != "extracted" or self.free_form != "mbr":
+                raise ValueError(
+                    "answers and free_form choose self-consistency's own vote; with trim the "
+                    "vote is CoT trimming's: leave them at their defaults with trim"
+                )
             self.trimmed(self.trim)  # its limits must fit this strategy's sampling
         return self
 
@@ -62,10 +71,9 @@ class SelfConsistency(SampledStrategy):
             result.strategy = self.name
             return result
         pool = await self._draw(problem, ctx)
-        candidates = pool.candidates
-        winner, evidence = select(candidates, "majority")
+        choice = await self._choose(problem, ctx, pool.candidates, "majority")
         return ctx.result(
-            self.name, candidates, winner,
-            cut=pool.budget_exhausted, exhausted_by=pool.exhausted_by,
-            details={**evidence, **pool.details},
+            self.name, pool.candidates, choice.selected,
+            cut=pool.budget_exhausted or choice.budget_refused, exhausted_by=pool.exhausted_by,
+            details={**choice.details, **pool.details},
         )

@@ -13,7 +13,8 @@ A candidate's weight is its score unless the strategy passes weights of its own 
 filtering: the particle's share of the population). Candidates without a weight take no part
 in ``argmax``, ``weighted`` and ``sample``; candidates with no answer take no part in the votes.
 Equivalent answers ("12", "12.0") count together, and vote ties never fall to chance (see
-``majority_vote``).
+``majority_vote``). Where the answers are free-form texts, which no two candidates share
+word for word, ``ponder.verifiers.free_form`` takes the votes by its rules (mbr, usc).
 """
 
 from __future__ import annotations
