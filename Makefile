@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python benchmarks/self_consistency_accuracy.py
 	$(BIN)/python benchmarks/selection_accuracy.py
 	$(BIN)/python benchmarks/learned_verifier.py
+	$(BIN)/python benchmarks/confidence_selection.py
 	$(BIN)/python benchmarks/short_mk_cancellation.py
 	$(BIN)/python benchmarks/search_speed.py
 	$(BIN)/python benchmarks/server_load.py

@@ -6,6 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+DEFAULT_SYSTEM_PROMPT = "Answer the question. End with 'Answer: <final answer>'."
+"""Short on purpose: small models follow a short instruction more often than a long one. Kept
+here, below strategies and verifiers, because a verifier that continues a chain (self_eval)
+must render the prompt the chain was sampled with."""
+
 
 class Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -3,11 +3,13 @@
 from ponder.core.sampling import SamplingConfig
 from ponder.runtime import Run
 from ponder.strategies import (
+    adaptive,
     astar,
     beam,
     best_of_n,
     budget_forcing,
     cot_trim,
+    deepconf,
     dvts,
     first_finish,
     particle_filter,
@@ -16,12 +18,14 @@ from ponder.strategies import (
     short_mk,
     spec_reason,
 )
+from ponder.strategies.adaptive import AdaptiveSampling
 from ponder.strategies.astar import AStar
 from ponder.strategies.base import Strategy, strategies
 from ponder.strategies.beam import BeamSearch
 from ponder.strategies.best_of_n import BestOfN
 from ponder.strategies.budget_forcing import BudgetForcing
 from ponder.strategies.cot_trim import CoTTrim
+from ponder.strategies.deepconf import DeepConf
 from ponder.strategies.dvts import DiverseVerifierTreeSearch
 from ponder.strategies.first_finish import FirstFinish
 from ponder.strategies.particle_filter import ParticleFilter
@@ -32,10 +36,12 @@ from ponder.strategies.spec_reason import SpecReason
 
 __all__ = [
     "AStar",
+    "AdaptiveSampling",
     "BeamSearch",
     "BestOfN",
     "BudgetForcing",
     "CoTTrim",
+    "DeepConf",
     "Run",
     "DiverseVerifierTreeSearch",
     "FirstFinish",
@@ -46,11 +52,13 @@ __all__ = [
     "ShortMK",
     "SpecReason",
     "Strategy",
+    "adaptive",
     "astar",
     "beam",
     "best_of_n",
     "budget_forcing",
     "cot_trim",
+    "deepconf",
     "dvts",
     "first_finish",
     "particle_filter",

@@ -15,14 +15,11 @@ from typing import Any, ClassVar
 from pydantic import ConfigDict, Field
 
 from ponder.core.parts import Part
-from ponder.core.problem import Problem
+from ponder.core.problem import DEFAULT_SYSTEM_PROMPT, Problem
 from ponder.core.registry import Registry
 from ponder.core.result import Result
 from ponder.core.thinking import ThinkingFormat
 from ponder.runtime import Run
-
-DEFAULT_SYSTEM_PROMPT = "Answer the question. End with 'Answer: <final answer>'."
-"""Short on purpose: small models follow a short instruction more often than a long one."""
 
 
 class Strategy(Part, abc.ABC):

@@ -87,7 +87,7 @@ async def sample_chains(
         )
         if state is None:
             break
-        split = _thinking_split(state.completions, thinking, ctx)
+        split = thinking_split(state.completions, thinking, ctx)
         watch(state)  # the final state may hold finishes no update was seen for
         timed_out, stopped = state.timed_out, stopped + watch.stopped
         aborted += sum(c.finish_reason == "aborted" for c in state.completions)
@@ -95,7 +95,7 @@ async def sample_chains(
         for completion in state.completions:
             if completion.finish_reason != "aborted":
                 position[completion.index] = len(candidates)
-                candidate = _candidate(len(candidates), completion, extractor)
+                candidate = candidate_from(len(candidates), completion, extractor)
                 candidate.thinking_tokens = split.get(completion.index)
                 candidates.append(candidate)
         finish_order += [position[i] for i in watch.order]
@@ -192,7 +192,7 @@ class _FinishWatch:
         return self.enough is not None and self.stopped >= self.enough
 
 
-def _thinking_split(
+def thinking_split(
     completions: list[Completion], thinking: ThinkingFormat | None, ctx: Run
 ) -> dict[int, int]:
     """Thinking tokens per sample index (aborted ones too: they never reached an answer), charged
@@ -204,7 +204,7 @@ def _thinking_split(
     return split
 
 
-def _candidate(index: int, completion: Completion, extractor: AnswerExtractor) -> Candidate:
+def candidate_from(index: int, completion: Completion, extractor: AnswerExtractor) -> Candidate:
     return Candidate(
         index=index,
         text=completion.text,

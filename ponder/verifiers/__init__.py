@@ -5,6 +5,7 @@ is the module holding the ``SelfCertainty`` verifier.
 """
 
 from ponder.verifiers import code, cot_pot, judge, learned, prm, reference, self_certainty
+from ponder.verifiers import self_eval
 from ponder.verifiers.answers import AnswerExtractor
 from ponder.verifiers.base import Score, Verifier, verifiers
 from ponder.verifiers.certainty import certainty_score
@@ -24,6 +25,7 @@ from ponder.verifiers.prm import ProcessRewardModel
 from ponder.verifiers.process import ProcessVerifier
 from ponder.verifiers.reference import ReferenceAnswer
 from ponder.verifiers.self_certainty import SelfCertainty
+from ponder.verifiers.self_eval import SelfEvaluation
 from ponder.verifiers.vote import VoteResult, majority_vote
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "ReferenceAnswer",
     "Score",
     "SelfCertainty",
+    "SelfEvaluation",
     "StepJudge",
     "Verifier",
     "VoteResult",
@@ -51,5 +54,6 @@ __all__ = [
     "mean_logprob",
     "normalize_answer",
     "self_certainty",
+    "self_eval",
     "verifiers",
 ]

@@ -37,13 +37,15 @@ def _mass(top: TopLogprobs, decode: Decode) -> dict[str, float]:
     return mass
 
 
-def yes_no_score(top: TopLogprobs, decode: Decode) -> Score:
-    """P(yes) / (P(yes) + P(no)); None when neither word is among the candidates."""
+def yes_no_score(top: TopLogprobs, decode: Decode, *, yes: str = "yes", no: str = "no") -> Score:
+    """P(yes) / (P(yes) + P(no)); None when neither word is among the candidates. The words
+    are matched as the tokens are: stripped and lower-cased."""
+    yes, no = yes.strip().lower(), no.strip().lower()
     mass = _mass(top, decode)
-    yes, no = mass.get("yes", 0.0), mass.get("no", 0.0)
-    if yes + no == 0.0:
-        return Score(None, f"judge gave neither yes nor no in its top {TOP_LOGPROBS}")
-    return Score(yes / (yes + no))
+    p_yes, p_no = mass.get(yes, 0.0), mass.get(no, 0.0)
+    if p_yes + p_no == 0.0:
+        return Score(None, f"judge gave neither {yes} nor {no} in its top {TOP_LOGPROBS}")
+    return Score(p_yes / (p_yes + p_no))
 
 
 def digit_score(top: TopLogprobs, decode: Decode) -> Score:

@@ -18,6 +18,7 @@ from ponder.strategies.cot_trim import TrimSettings
 from ponder.strategies.step_generators import step_generators
 
 FILES: dict[str, str] = {
+    "adaptive": "adaptive",
     "astar": "astar",
     "beam": "beam",
     "beam_spec_reason": "beam",
@@ -26,6 +27,7 @@ FILES: dict[str, str] = {
     "best_of_n_over_budget_forcing": "best_of_n",
     "budget_forcing": "budget_forcing",
     "cot_trim": "cot_trim",
+    "deepconf": "deepconf",
     "dvts": "dvts",
     "first_finish": "first_finish",
     "particle_filter": "particle_filter",

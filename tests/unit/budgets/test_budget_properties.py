@@ -35,11 +35,13 @@ from ponder.core.usage import Usage
 from ponder.runtime import Run
 from ponder.search.expansion import StepConfig
 from ponder.strategies import (
+    AdaptiveSampling,
     AStar,
     BeamSearch,
     BestOfN,
     BudgetForcing,
     CoTTrim,
+    DeepConf,
     DiverseVerifierTreeSearch,
     FirstFinish,
     ParticleFilter,
@@ -55,6 +57,8 @@ from ponder.strategies.cot_probe import ProbeExit
 from ponder.strategies.cot_trim import TrimSettings
 from ponder.strategies.step_generators import SpeculativeSteps
 from ponder.verifiers import LLMJudge, ReferenceAnswer, SelfCertainty, StepJudge, Verifier
+from ponder.verifiers.confidence import ConfidenceSettings
+from ponder.verifiers.self_eval import SelfEvaluation
 
 EXAMPLES_PER_STRATEGY = 120
 """With the 12 registered strategies, over 1,400 examples in all."""
@@ -242,12 +246,36 @@ def cot_trim(draw: Draw, backend: ScriptedBackend) -> Strategy:
     )
 
 
+def adaptive(draw: Draw, backend: ScriptedBackend) -> Strategy:
+    verifier = draw(st.sampled_from(  # a verdict is a digit: self-evaluation reads 9 as "no"
+        [SelfEvaluation(yes_word="1", no_word="9"), LLMJudge(mode="digit"), HashScores()]
+    ))
+    return AdaptiveSampling(
+        n_max=draw(st.integers(1, 6)), waves=draw(st.sampled_from([(1,), (1, 2), (2, 3)])),
+        threshold=draw(st.sampled_from([0.5, 1.0])), verifier=verifier,
+        prune_at=draw(st.sampled_from([(), (2,), (2, 3)])),
+        prune_share=draw(st.sampled_from([0.3, 0.5])), sampling=_sampling(draw),
+    )
+
+
+def deepconf(draw: Draw, backend: ScriptedBackend) -> Strategy:
+    n = draw(st.integers(1, 5))
+    return DeepConf(
+        n=n, mode=draw(st.sampled_from(["online", "offline"])), warmup=draw(st.integers(1, n)),
+        keep=draw(st.sampled_from([0.1, 0.5, 1.0])),
+        consensus=draw(st.sampled_from([None, 0.6, 0.95])),
+        confidence=ConfidenceSettings(window=draw(st.integers(1, 8))), sampling=_sampling(draw),
+    )
+
+
 BUILDERS: dict[str, Callable[[Draw, ScriptedBackend], Strategy]] = {
+    "adaptive": adaptive,
     "astar": astar,
     "beam": _step_search(BeamSearch),
     "best_of_n": best_of_n,
     "budget_forcing": budget_forcing,
     "cot_trim": cot_trim,
+    "deepconf": deepconf,
     "dvts": _step_search(DiverseVerifierTreeSearch),
     "first_finish": first_finish,
     "particle_filter": particle_filter,

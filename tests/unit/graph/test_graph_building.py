@@ -119,7 +119,7 @@ BAD = [
     ({"name": "self_consistency", "sampler": {"name": "reference_answer"}},
      "strategy.sampler: 'reference_answer' is a verifier, but sampler takes a strategy"),
     ({"name": "self_consistency", "sampler": {"name": "nope"}},
-     "strategy.sampler: unknown strategy 'nope'; choose one of: astar"),
+     "strategy.sampler: unknown strategy 'nope'; choose one of: adaptive, astar"),
     ({"name": "best_of_n", "verifier": {"name": "short_mk"}},
      "strategy.verifier: 'short_mk' is a strategy, but verifier takes a verifier"),
     ({"name": "self_consistency", "sampler": {"name": "short_mk", "k": 2, "m": 3}},

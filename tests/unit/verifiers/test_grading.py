@@ -57,8 +57,8 @@ def test_package_exports() -> None:
     assert sorted(ponder.verifiers.__all__) == [
         "AnswerExtractor", "CoTPoT", "CodeTests", "Grade", "LLMJudge", "LearnedVerifier",
         "ProcessRewardModel",
-        "ProcessVerifier", "ReferenceAnswer", "Score", "SelfCertainty", "StepJudge", "Verifier", "VoteResult",
+        "ProcessVerifier", "ReferenceAnswer", "Score", "SelfCertainty", "SelfEvaluation", "StepJudge", "Verifier", "VoteResult",
         "answers_equivalent", "canonical_answer_key", "certainty_score", "exact_match", "grade",
         "group_answers", "majority_vote", "mean_logprob", "normalize_answer", "self_certainty",
-        "verifiers",
+        "self_eval", "verifiers",
     ]
