@@ -36,6 +36,7 @@ async def test_closing_a_stream_cancels_the_run_and_aborts_the_engine_request() 
                         lambda fields: fields, chat=True, trace=False, on_error=to_api_error,
                         keepalive_s=0.05)
     assert await asyncio.wait_for(anext(events), timeout=10) == ": working\n\n"
+    await _generating(service)  # else a loaded machine may close it before any token
     await events.aclose()  # what the response does when its client disconnects
     await asyncio.sleep(0)
     assert not service.runs
