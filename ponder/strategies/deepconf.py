@@ -32,6 +32,7 @@ from ponder.core.generation import Completion, GenerationState, SamplingParams
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate, Result
 from ponder.core.sampling import SamplingConfig
+from ponder.errors import BadRequestError
 from ponder.runtime import Run
 from ponder.strategies.base import Strategy, strategies
 from ponder.strategies.sampling import candidate_from, thinking_split
@@ -95,6 +96,7 @@ class DeepConf(Strategy):
         state = await ctx.generate(prompt, self._params(first, ctx.next_seed()), fit=True)
         if state is None:
             return ctx.result(self.name, [], None, cut=True)
+        _check_logprobs(state, ctx)
         traces = [self._trace(i, c) for i, c in enumerate(self._split(state, ctx))]
         cut = state.timed_out or len(traces) < first
         gate = "lowest_group" if self.mode == "online" else "confidence"
@@ -213,6 +215,19 @@ class DeepConf(Strategy):
             details["fallback"] = "no trace reached the threshold: every finished trace voted"
         candidates = [t.candidate for t in traces]
         return ctx.result(self.name, candidates, winner, cut=cut, details=details)
+
+
+def _check_logprobs(state: GenerationState, ctx: Run) -> None:
+    """Refuse a backend that returned no top logprobs: every confidence would be missing and
+    the threshold meaningless, so the run would be a plain vote that claims to be DeepConf."""
+    blind = [c for c in state.completions if c.token_ids and not c.top_logprobs]
+    if blind:
+        raise BadRequestError(
+            f"deepconf reads token confidence from top logprobs, but backend "
+            f"{ctx.backend.name!r} returned none for {len(blind)} of "
+            f"{len(state.completions)} traces: use a backend that returns logprobs (vLLM, or "
+            "an OpenAI-compatible server that honours logprobs/top_logprobs)"
+        )
 
 
 def _weighted_vote(voters: Sequence[_Trace]) -> tuple[int | None, dict[str, Any]]:

@@ -13,9 +13,10 @@ import pytest
 from conftest import scripted_context
 from pydantic import ValidationError
 
-from ponder.backends.scripted import ScriptedSample
+from ponder.backends.scripted import ScriptedBackend, ScriptedSample
 from ponder.budgets import Budget
 from ponder.core.problem import Problem
+from ponder.errors import BadRequestError
 from ponder.strategies import DeepConf, SamplingConfig
 from ponder.verifiers.confidence import ConfidenceSettings
 
@@ -149,3 +150,19 @@ async def test_a_vote_of_one_is_never_settled() -> None:
     result = await DeepConf(n=2, warmup=1, keep=1.0, sampling=LONG).run(PROBLEM, ctx)
     assert [r.params.n for r in ctx.backend.requests] == [1, 1]
     assert result.details["settled"] and result.answer == "3"
+
+
+async def test_a_backend_that_returns_no_logprobs_is_refused_with_the_reason() -> None:
+    class Blind(ScriptedBackend):
+        """Drops the logprobs it was asked for, as a server that ignores the field does."""
+
+        async def _stream(self, request, state):  # type: ignore[no-untyped-def]
+            async for _ in super()._stream(request, state):
+                for completion in state.completions:
+                    completion.logprobs = completion.top_logprobs = None
+                yield
+
+    ctx = scripted_context(["Answer: 3"] * 2)
+    ctx.backend = Blind(ctx.backend.handler)
+    with pytest.raises(BadRequestError, match="deepconf reads token confidence from top logprobs"):
+        await DeepConf(n=2, warmup=2, sampling=LONG).run(PROBLEM, ctx)
