@@ -6,7 +6,8 @@ Per problem: self-consistency with ``n`` chains (the baseline), ``adaptive`` wit
 and the same with pruning at ``--prune-at`` tokens. Each row prints accuracy with a
 problem-level 95% bootstrap interval, the ratio to self-consistency (paired), generated
 tokens per problem (the self-evaluation tokens included) and their share of
-self-consistency's, mean samples per problem, and, with pruning, the chains pruned.
+self-consistency's, mean samples per problem, and, with pruning, the chains pruned; then how
+well the self-evaluation ranks right chains above wrong ones (ROC AUC).
 
     python benchmarks/adaptive_sampling.py [--problems 40] [--n 8] [--threshold 0.8]
         [--prune-at 48] [--sets arithmetic,word_problems]
@@ -19,16 +20,34 @@ import asyncio
 import os
 import time
 
+import numpy as np
 from selection_accuracy import correct, problem_set
+from sklearn.metrics import roc_auc_score
 
 from ponder.api import asolve
 from ponder.backends.pool import engines
+from ponder.core.problem import Problem
 from ponder.core.result import Result
 from ponder.experiments.bootstrap import bootstrap_mean, bootstrap_ratio
 from ponder.strategies import AdaptiveSampling, SelfConsistency, Strategy
 
 
-def print_table(name: str, problems: list, runs: dict[str, list[Result]], seconds: float) -> None:
+def score_auc(problems: list[Problem], results: list[Result]) -> str:
+    """How well the verifier's scores of the chains that ran to their end rank right chains
+    above wrong ones (ROC AUC; 0.5 is chance), with the scores' spread."""
+    pairs = [(c.score, correct(c.answer, p)) for p, r in zip(problems, results)
+             for c in r.candidates if c.score is not None and c.finish_reason != "aborted"]
+    scores, right = [s for s, _ in pairs], [y for _, y in pairs]
+    if len(set(right)) < 2:
+        return f"{len(pairs)} scored chains, all {'right' if any(right) else 'wrong'}"
+    low, mid, high = np.quantile(scores, [0.1, 0.5, 0.9])
+    return (f"AUC {roc_auc_score(right, scores):.3f} over {len(pairs)} chains "
+            f"({sum(right):.0f} right); scores p10 {low:.3f}, p50 {mid:.3f}, p90 {high:.3f}")
+
+
+def print_table(
+    name: str, problems: list[Problem], runs: dict[str, list[Result]], seconds: float
+) -> None:
     rights = {k: [correct(r.answer, p) for p, r in zip(problems, rs)] for k, rs in runs.items()}
     spent = {k: [r.usage.generated_tokens for r in rs] for k, rs in runs.items()}
     base = next(iter(runs))
@@ -42,6 +61,8 @@ def print_table(name: str, problems: list, runs: dict[str, list[Result]], second
               f"{str(bootstrap_ratio(rights[key], rights[base])):24} "
               f"{sum(spent[key]) / len(results):15.0f} "
               f"{sum(spent[key]) / max(sum(spent[base]), 1):6.0%} {samples:8.2f} {pruned:7d}")
+    adaptive = next(key for key in runs if key.startswith("adaptive"))
+    print(f"self_eval scores ({adaptive}): {score_auc(problems, runs[adaptive])}")
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -1,4 +1,5 @@
-"""Free-form selection against the vote, on ponder's word problems, embedded model.
+"""Free-form selection against the vote, on ponder's word problems (or arithmetic), embedded
+model.
 
 Per problem, self-consistency samples ``n`` chains once; every method is read off those same
 chains:
@@ -13,6 +14,7 @@ extracted from it), so they are judged on the same terms as the vote. Each row p
 accuracy with a problem-level 95% bootstrap interval and the ratio to majority@n (paired).
 
     python benchmarks/free_form_selection.py [--problems 40] [--n 8]
+        [--set word_problems|arithmetic] [--difficulty 2]
 """
 
 from __future__ import annotations
@@ -38,14 +40,15 @@ from ponder.verifiers.free_form import mbr_choice, usc_reply
 EXTRACTOR = AnswerExtractor()
 
 
-async def usc_text(problem: Problem, texts: list[str], run: Run) -> str | None:
+async def usc_text(problem: Problem, texts: list[str], run: Run) -> tuple[str | None, str]:
+    """The text USC names (None when it names none) and the model's reply."""
     reply = await usc_reply(problem, texts, run)
-    return None if reply.position is None else texts[reply.position]
+    return None if reply.position is None else texts[reply.position], str(reply.reply)
 
 
 async def main(args: argparse.Namespace) -> None:
     backend = await engines.backend("embedded")
-    problems = problem_set("word_problems", args.problems, 0)
+    problems = problem_set(args.set, args.problems, args.difficulty)
     started = time.monotonic()
     results: list[Result] = list(await asyncio.gather(*(
         asolve(p, strategy=SelfConsistency(n=args.n), backend=backend) for p in problems
@@ -57,7 +60,7 @@ async def main(args: argparse.Namespace) -> None:
     rows: dict[str, list[float]] = {f"majority@{args.n}, extracted": [], "mbr, whole texts": [],
                                     "usc, whole texts": []}
     usc_named = 0
-    for problem, result, chains, named in zip(problems, results, texts, usc):
+    for problem, result, chains, (named, _) in zip(problems, results, texts, usc):
         mbr = mbr_choice(chains)
         mbr_text = chains[mbr.position] if mbr.position is not None else ""
         rows[f"majority@{args.n}, extracted"].append(correct(result.answer, problem))
@@ -65,8 +68,9 @@ async def main(args: argparse.Namespace) -> None:
         rows["usc, whole texts"].append(correct(EXTRACTOR.extract(named or ""), problem))
         usc_named += named is not None
     base = rows[f"majority@{args.n}, extracted"]
-    print(f"\nword problems: {len(problems)} problems, n={args.n}, "
-          f"{time.monotonic() - started:.0f} s; USC named a response for {usc_named}")
+    print(f"\n{args.set}: {len(problems)} problems, n={args.n}, "
+          f"{time.monotonic() - started:.0f} s; USC named a response for {usc_named}; "
+          f"its first replies: {[reply for _, reply in usc[:3]]}")
     print(f"{'method':26} {'accuracy [95% CI]':24} x majority [95% CI]")
     for name, right in rows.items():
         print(f"{name:26} {str(bootstrap_mean(right)):24} {bootstrap_ratio(right, base)}")
@@ -78,4 +82,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=40)
     parser.add_argument("--n", type=int, default=8)
+    parser.add_argument("--set", default="word_problems", choices=["word_problems", "arithmetic"])
+    parser.add_argument("--difficulty", type=int, default=2, help="of the arithmetic set")
     asyncio.run(main(parser.parse_args()))
