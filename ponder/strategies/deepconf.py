@@ -143,6 +143,8 @@ class DeepConf(Strategy):
             why: list[str] = []
 
             def until(state: GenerationState) -> bool:
+                if state.completions[0].finished:
+                    return False  # it ended on its own in this update: nothing to stop
                 if settled:
                     why.append("settled")
                 elif watch.below(state.completions[0].top_logprobs or []):

@@ -166,3 +166,21 @@ async def test_a_backend_that_returns_no_logprobs_is_refused_with_the_reason() -
     ctx.backend = Blind(ctx.backend.handler)
     with pytest.raises(BadRequestError, match="deepconf reads token confidence from top logprobs"):
         await DeepConf(n=2, warmup=2, sampling=LONG).run(PROBLEM, ctx)
+
+
+async def test_a_trace_whose_last_window_dips_as_it_finishes_ran_to_its_end_and_votes() -> None:
+    # Threshold 3 (warm-up lowest groups 2 and 4); the third trace's only full window below
+    # it ends with its last token, so there was nothing left to stop.
+    ending_low = ScriptedSample(
+        text="Answer: 7", logprobs=[-5.0] * 6 + [-1.0] * 3, delay=0.001
+    )
+    ctx = scripted_context([trace("Answer: 3", 2.0), trace("Answer: 4", 4.0), ending_low])
+    strategy = DeepConf(
+        n=3, warmup=2, keep=0.5, consensus=None, sampling=LONG,
+        confidence=ConfidenceSettings(window=4, top_k=1),
+    )
+    result = await strategy.run(PROBLEM, ctx)
+    assert result.candidates[2].finish_reason == "stop"
+    assert result.details["stopped_low_confidence"] == 0
+    assert result.details["voters"] == [0, 1, 2]
+    assert result.usage.cancelled_tokens == 0
