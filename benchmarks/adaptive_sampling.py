@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 
 import numpy as np
-from selection_accuracy import correct, problem_set
+from selection_accuracy import correct, problem_set, selection_arguments
 from sklearn.metrics import roc_auc_score
 
 from ponder.api import asolve
@@ -87,12 +86,8 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", type=int, default=40)
-    parser.add_argument("--n", type=int, default=8)
+    parser = selection_arguments(__doc__, n=8, difficulty=2)
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--prune-at", type=int, default=48)
-    parser.add_argument("--difficulty", type=int, default=2, help="of the arithmetic set")
     parser.add_argument("--sets", default="arithmetic,word_problems")
     asyncio.run(main(parser.parse_args()))

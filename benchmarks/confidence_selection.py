@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from selection_accuracy import correct, problem_set, voted
+from selection_accuracy import correct, problem_set, selection_arguments, voted
 
 from ponder.api import asolve
 from ponder.backends.pool import engines
@@ -106,12 +105,8 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", type=int, default=40)
-    parser.add_argument("--n", type=int, default=16)
+    parser = selection_arguments(__doc__, n=16, difficulty=2)
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--window", type=int, default=32)
-    parser.add_argument("--difficulty", type=int, default=2, help="of the arithmetic set")
     parser.add_argument("--sets", default="arithmetic,word_problems")
     asyncio.run(main(parser.parse_args()))

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 
-from selection_accuracy import correct, problem_set
+from selection_accuracy import correct, problem_set, selection_arguments
 
 from ponder.api import asolve
 from ponder.backends.pool import engines
@@ -78,10 +77,6 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", type=int, default=40)
-    parser.add_argument("--n", type=int, default=8)
+    parser = selection_arguments(__doc__, n=8, difficulty=2)
     parser.add_argument("--set", default="word_problems", choices=["word_problems", "arithmetic"])
-    parser.add_argument("--difficulty", type=int, default=2, help="of the arithmetic set")
     asyncio.run(main(parser.parse_args()))

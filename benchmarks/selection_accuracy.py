@@ -59,6 +59,18 @@ def problem_set(name: str, count: int, difficulty: int) -> list[Problem]:
     return load_problems(config)
 
 
+def selection_arguments(doc: str, *, n: int, difficulty: int) -> argparse.ArgumentParser:
+    """The arguments every selection benchmark takes (problems, n, the arithmetic set's
+    difficulty), with the engine's logs quieted."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--problems", type=int, default=40)
+    parser.add_argument("--n", type=int, default=n)
+    parser.add_argument("--difficulty", type=int, default=difficulty,
+                        help="of the arithmetic set")
+    return parser
+
+
 def correct(answer: str | None, problem: Problem) -> float:
     return float(grade(answer, problem.reference) == "correct")
 
@@ -142,11 +154,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", type=int, default=40)
-    parser.add_argument("--n", type=int, default=8)
-    parser.add_argument("--difficulty", type=int, default=3, help="of the arithmetic set")
+    parser = selection_arguments(__doc__, n=8, difficulty=3)
     parser.add_argument("--examples", type=int, default=len(DEFAULT_EXAMPLES),
                         help="worked examples shown to program chains (0 to 6)")
     parser.add_argument("--sets", default="arithmetic,word_problems")

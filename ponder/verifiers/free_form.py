@@ -33,6 +33,7 @@ from ponder.core.problem import Problem
 from ponder.core.result import Candidate
 from ponder.core.thinking import ThinkingFormat
 from ponder.runtime import Run
+from ponder.verifiers.judge import problem_text
 from ponder.verifiers.selection import SelectionRule, select
 
 AnswerMode = Literal["auto", "extracted", "free_form"]
@@ -144,13 +145,6 @@ class UscReply:
     """The budget refused the call."""
 
 
-def question_of(problem: Problem) -> str:
-    """The question the candidates answer: the prompt, or the chat's last user turn."""
-    if problem.messages is None:
-        return problem.prompt or ""
-    return next(m.content for m in reversed(problem.messages) if m.role == "user")
-
-
 def usc_prompt(question: str, texts: Sequence[str]) -> str:
     """Chen et al.'s prompt, the responses numbered from 1."""
     responses = "\n\n".join(f"Response {i}:\n{text}" for i, text in enumerate(texts, start=1))
@@ -177,7 +171,7 @@ async def usc_reply(problem: Problem, texts: Sequence[str], ctx: Run) -> UscRepl
     run, charged as a model call. With fewer than two texts there is nothing to ask."""
     if len(texts) < 2:
         return UscReply(None, None, f"{len(texts)} candidate(s): nothing to compare, no call made")
-    messages = [{"role": "user", "content": usc_prompt(question_of(problem), texts)}]
+    messages = [{"role": "user", "content": usc_prompt(problem_text(problem), texts)}]
     prompt = ctx.render_chat(messages) + ctx.encode(USC_REPLY_PREFIX)
     state = await ctx.generate(prompt, USC_PARAMS)
     if state is None:

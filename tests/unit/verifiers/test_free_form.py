@@ -19,12 +19,12 @@ from ponder.verifiers.free_form import (
     choose_answer,
     mbr_choice,
     named_response,
-    question_of,
     reads_free_form,
     similarity,
     split_free_form,
     usc_reply,
 )
+from ponder.verifiers.judge import problem_text
 
 PROBLEM = Problem(prompt="Describe where the cat is.")
 PARAPHRASES = [
@@ -170,7 +170,7 @@ async def test_usc_with_fewer_than_two_makes_no_call(texts: list[str]) -> None:
     ids=["prompt", "last-user-turn"],
 )
 def test_the_question_usc_shows(problem: Problem, question: str) -> None:
-    assert question_of(problem) == question
+    assert problem_text(problem) == question
 
 
 # -- reading answers ---------------------------------------------------------------------
