@@ -1,29 +1,35 @@
-"""The script the code verifier runs in each sandbox process: ``python -I -B _code_runner.py JOB``.
+"""The script that runs the candidate's program in its sandbox, its ``main`` reading
+``JOB_FD REQUESTS_FD REPLIES_FD`` from argv.
 
-It reads the job (program, tests, whether to run as ``__main__``, limits, where to report), applies the resource limits,
-installs an audit hook, runs the program in a fresh namespace and then each test, and
-reports one JSON line per stage to the results file. The results file is opened before the
-hook goes in and lies outside the program's directory, so the program cannot open it;
-stdout and stderr belong to the program and are never parsed.
+It reads the job (the program, whether to run it as ``__main__``, the limits) from
+``JOB_FD``, applies the resource limits, optionally installs the audit hook (the ``weak``
+isolation mode), runs the program, and says so on ``REPLIES_FD`` (``ready``, then
+``program`` with its error or None). With tests, it then serves the test harness, which
+runs in a process of its own: each request on ``REQUESTS_FD`` (``-1`` when there are no
+tests) looks up a name of the program or calls one of its functions with literal
+arguments, and the reply carries the result as its ``repr``.
 
-The audit hook refuses network access, process creation, and writes outside the working
-directory. It guards against accidents and naive code (a solution that deletes files or
-fetches a URL), not against hostile code: ctypes, an open descriptor handed to ``os.write``,
-and paths relative to a ``dir_fd`` (judged as if relative to the cwd) get past it. Real
-isolation needs a network namespace (``unshare --net``) or a container.
+Nothing here decides a verdict: the program can write anything to these descriptors, and
+all it can change that way is what its own functions appear to return, which is its
+behaviour. The harness compares the results with the tests' expectations, which never
+reach this process.
 
-Standalone on purpose: stdlib only, so it runs under any Python (3.8 or later, for audit
-hooks) the verifier is pointed at.
+Standalone on purpose: stdlib only, so it runs under any Python (3.8 or later) the
+verifier is pointed at.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import resource
 import sys
 from collections.abc import Callable
 from typing import Any
+
+MAX_REPLY_CHARS = 1 << 20
+"""The longest ``repr`` a function's result may have to be sent back."""
 
 NETWORK_EVENTS = frozenset({
     "socket.bind", "socket.connect", "socket.getaddrinfo", "socket.gethostbyaddr",
@@ -45,11 +51,14 @@ WRITE_EVENTS = {
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
-def set_limits(memory_bytes: int, cpu_seconds: int, file_bytes: int) -> None:
-    """Cap address space, CPU time, file size and core dumps; never above the inherited
-    hard limit, which an unprivileged process cannot raise."""
+def set_limits(memory_bytes: int, cpu_seconds: int, file_bytes: int, processes: int) -> None:
+    """Cap address space, CPU time, file size, processes and core dumps; never above the
+    inherited hard limit, which an unprivileged process cannot raise. Inside the sandbox's
+    user namespace the process cap counts only the sandbox's own processes."""
     limits = ((resource.RLIMIT_AS, memory_bytes), (resource.RLIMIT_CPU, cpu_seconds),
               (resource.RLIMIT_FSIZE, file_bytes), (resource.RLIMIT_CORE, 0))
+    if processes:
+        limits += ((resource.RLIMIT_NPROC, processes),)
     for which, value in limits:
         hard = resource.getrlimit(which)[1]
         if hard != resource.RLIM_INFINITY:
@@ -58,7 +67,8 @@ def set_limits(memory_bytes: int, cpu_seconds: int, file_bytes: int) -> None:
 
 
 def guard(root: str) -> Callable[[str, tuple[Any, ...]], None]:
-    """An audit hook refusing network access, new processes and writes outside ``root``."""
+    """An audit hook refusing network access, new processes and writes outside ``root``:
+    clear errors for naive code, not a boundary (ctypes and descriptors get past it)."""
 
     def inside(path: Any) -> bool:
         if path is None or isinstance(path, int):  # a descriptor: checked when it was opened
@@ -91,50 +101,61 @@ def describe(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def answer(namespace: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The reply to one harness request: what a name is, or what a call returned."""
+    name = request["name"]
+    if request["op"] == "lookup":
+        if name not in namespace:
+            return {"kind": "missing"}
+        value = namespace[name]
+        return {"kind": "callable"} if callable(value) else {"kind": "value", "repr": repr(value)}
+    try:
+        args, kwargs = ast.literal_eval(request["args"]), ast.literal_eval(request["kwargs"])
+        text = repr(namespace[name](*args, **kwargs))
+        if len(text) > MAX_REPLY_CHARS:
+            raise ValueError(f"the result is too large to check ({len(text)} characters)")
+    except BaseException as exc:  # the program's failure is the test's verdict
+        return {"error": [type(exc).__name__, describe(exc)]}
+    return {"value": text}
+
+
 def main() -> None:
-    with open(sys.argv[1], encoding="utf-8") as file:
+    job_fd, requests_fd, replies_fd = (int(arg) for arg in sys.argv[1:4])
+    with os.fdopen(job_fd, encoding="utf-8") as file:
         job = json.load(file)
-    with open(job["results"], "w", encoding="utf-8", buffering=1) as results:
+    replies = os.fdopen(replies_fd, "w", encoding="utf-8", buffering=1)
 
-        def report(**fields: object) -> None:
-            results.write(json.dumps(fields) + "\n")
+    def send(**fields: object) -> None:
+        replies.write(json.dumps(fields) + "\n")
 
-        set_limits(job["memory_bytes"], job["cpu_seconds"], job["file_bytes"])
+    set_limits(job["memory_bytes"], job["cpu_seconds"], job["file_bytes"], job["processes"])
+    if job["guard"]:
         sys.addaudithook(guard(os.path.realpath(os.getcwd())))
-        run(job["program"], job["tests"], report, as_main=job.get("as_main", False))
-    # The verdict is in: leftover threads and atexit handlers of the program must not hold
-    # the run open until the timeout. What the program printed is still in the buffers
-    # (a pipe is block-buffered) and is its answer when it runs as a script.
-    for stream in (sys.stdout, sys.stderr):
+    send(stage="ready")
+    # Not "__main__" under tests: they drive the program, so its main block (which often
+    # reads stdin) stays out of the way. A program whose printed output is the answer runs
+    # as a script, main block included.
+    namespace = {"__name__": "__main__" if job["as_main"] else "solution",
+                 "__builtins__": __builtins__}
+    try:
+        exec(compile(job["program"], "<program>", "exec"), namespace)
+    except BaseException as exc:  # the program's failure is the verdict, whatever it is
+        send(stage="program", error=describe(exc))
+    else:
+        send(stage="program", error=None)
+        if requests_fd >= 0:
+            with os.fdopen(requests_fd, encoding="utf-8") as requests:
+                for line in requests:
+                    send(**answer(namespace, json.loads(line)))
+    # Done: leftover threads and atexit handlers of the program must not hold the run open
+    # until the timeout. What the program printed is still in the buffers (a pipe is
+    # block-buffered) and is its answer when it runs as a script.
+    for stream in (sys.stdout, sys.stderr, replies):
         try:
             stream.flush()
         except (OSError, ValueError):  # the program closed or broke its own stream
             pass
     os._exit(0)
-
-
-def run(
-    program: str, tests: list[str], report: Callable[..., None], *, as_main: bool = False
-) -> None:
-    """Run the program, then each test in the same namespace, reporting every stage."""
-    report(stage="ready")
-    # Not "__main__" under tests: they drive the program, so its main block (which often
-    # reads stdin) stays out of the way. A program whose printed output is the answer runs
-    # as a script, main block included.
-    namespace = {"__name__": "__main__" if as_main else "solution", "__builtins__": __builtins__}
-    try:
-        exec(compile(program, "<program>", "exec"), namespace)
-    except BaseException as exc:  # the program's failure is the verdict, whatever it is
-        report(stage="program", error=describe(exc))
-        return
-    report(stage="program", error=None)
-    for index, test in enumerate(tests):
-        try:
-            exec(compile(test, f"<test {index + 1}>", "exec"), namespace)
-        except BaseException as exc:
-            report(stage="test", index=index, error=describe(exc))
-        else:
-            report(stage="test", index=index, error=None)
 
 
 if __name__ == "__main__":

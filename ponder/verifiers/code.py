@@ -1,10 +1,14 @@
 """The code verifier: run each candidate's program against the problem's tests and score the
 fraction that pass.
 
-Each candidate's program runs in its own sandbox process (``ponder.verifiers.sandbox``: time,
-memory, output and file limits, its own folder, an audit hook); the verifier's fields are the
-sandbox's limits. The program runs first, then each test in the same namespace; a test the
-run never reached (a loop, a kill) counts as failed.
+Each candidate's program runs in its own sandbox (``ponder.verifiers.sandbox``: bubblewrap
+namespaces by default, time, memory, process, output and file limits); the verifier's fields
+are the sandbox's. The tests run apart from the program, in the trusted harness
+(``_test_harness``), which calls the program's functions with literal arguments, gets their
+results back as literals and makes the comparisons itself: a program can pass a test only
+by returning what the test expects, never by writing a verdict. A test the run never reached
+(a loop, a kill) counts as failed. Where no namespace sandbox can start, scoring raises
+SandboxUnavailableError unless ``isolation: weak`` names the audit-hook mode.
 """
 
 from __future__ import annotations

