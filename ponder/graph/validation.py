@@ -68,7 +68,7 @@ def step_scorer_scores_partial_paths(path: str, node: dict, holder: dict | None)
     part = node["part"]
     if holder is None or not isinstance(part, Verifier) or not _searches(holder["part"]):
         return None
-    if part.scores_partial_paths:
+    if part.scores_partial_paths or node["slot"].field != "verifier":  # others grade ends
         return None
     return (
         f"{path}: {node['label']} scores only finished answers, but a search's verifier is its "

@@ -16,6 +16,8 @@ by age, never at random. The tree exports to JSON (``to_dict``/``to_json``, relo
 ``from_dict``/``from_json`` to an equal tree) and to GraphML (``write_graphml`` /
 ``read_graphml``), where attributes that are not numbers (token ids, texts, lists) are
 stored as JSON strings so any GraphML reader can load them and the round trip is exact.
+Numbers in ``meta`` (a search's visit counts, values, priors) are also written as plain
+numeric attributes (``meta.visits``), so a graph tool can size or colour nodes by them.
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ _NUMBER_FIELDS = frozenset({"id", "parent", "depth", "cost", "score"})
 _NAME_FIELDS = frozenset({"status", "finish_reason"})
 """Node fields written as plain strings (they hold fixed names); every other field is a JSON
 string, which keeps control characters and lists exact through XML."""
+_META_NUMBER = "meta."
+"""Prefix of the GraphML attributes that repeat a number of ``meta`` (MCTS visits, values,
+priors; A*'s f) as a plain number; ``meta`` itself stays the exact JSON copy."""
 
 
 class SearchTree:
@@ -288,6 +293,9 @@ class SearchTree:
                     continue
                 plain = name in _NUMBER_FIELDS or name in _NAME_FIELDS
                 attributes[name] = value if plain else json.dumps(value)
+            for key, value in node.meta.items():  # numbers again, for tools that colour by them
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    attributes[f"{_META_NUMBER}{key}"] = value
             flat.add_node(node.id, **attributes)
         flat.add_edges_from(self.graph.edges)
         return flat
@@ -304,6 +312,7 @@ class SearchTree:
             data = {
                 name: value if name in _NUMBER_FIELDS or name in _NAME_FIELDS else json.loads(value)
                 for name, value in attributes.items()
+                if not name.startswith(_META_NUMBER)  # copies of meta's numbers
             }
             data.setdefault("parent", None)
             nodes.append(data)

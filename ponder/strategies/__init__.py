@@ -12,11 +12,13 @@ from ponder.strategies import (
     deepconf,
     dvts,
     first_finish,
+    mcts,
     particle_filter,
     particle_gibbs,
     self_consistency,
     short_mk,
     spec_reason,
+    tot_dfs,
 )
 from ponder.strategies.adaptive import AdaptiveSampling
 from ponder.strategies.astar import AStar
@@ -28,11 +30,13 @@ from ponder.strategies.cot_trim import CoTTrim
 from ponder.strategies.deepconf import DeepConf
 from ponder.strategies.dvts import DiverseVerifierTreeSearch
 from ponder.strategies.first_finish import FirstFinish
+from ponder.strategies.mcts import MCTS
 from ponder.strategies.particle_filter import ParticleFilter
 from ponder.strategies.particle_gibbs import ParticleGibbs
 from ponder.strategies.self_consistency import SelfConsistency
 from ponder.strategies.short_mk import ShortMK
 from ponder.strategies.spec_reason import SpecReason
+from ponder.strategies.tot_dfs import TreeOfThoughtsDFS
 
 __all__ = [
     "AStar",
@@ -45,6 +49,7 @@ __all__ = [
     "Run",
     "DiverseVerifierTreeSearch",
     "FirstFinish",
+    "MCTS",
     "ParticleFilter",
     "ParticleGibbs",
     "SamplingConfig",
@@ -52,6 +57,7 @@ __all__ = [
     "ShortMK",
     "SpecReason",
     "Strategy",
+    "TreeOfThoughtsDFS",
     "adaptive",
     "astar",
     "beam",
@@ -61,10 +67,12 @@ __all__ = [
     "deepconf",
     "dvts",
     "first_finish",
+    "mcts",
     "particle_filter",
     "particle_gibbs",
     "self_consistency",
     "short_mk",
     "spec_reason",
     "strategies",
+    "tot_dfs",
 ]

@@ -65,5 +65,9 @@ class StepSearchStrategy(Strategy):
         return await self.step_generator.writer(
             problem, tree, ctx, step=self.step, sampling=self.sampling,
             system_prompt=self.system_prompt, thinking=self.thinking,
-            logprobs=self.verifier.needs_logprobs,
+            logprobs=self.needs_step_logprobs(),
         )
+
+    def needs_step_logprobs(self) -> bool:
+        """Whether the search reads its steps' token logprobs (its scorer does, by default)."""
+        return self.verifier.needs_logprobs

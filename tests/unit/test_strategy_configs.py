@@ -30,6 +30,7 @@ FILES: dict[str, str] = {
     "deepconf": "deepconf",
     "dvts": "dvts",
     "first_finish": "first_finish",
+    "mcts": "mcts",
     "particle_filter": "particle_filter",
     "particle_gibbs": "particle_gibbs",
     "sc_over_short_mk": "self_consistency",
@@ -38,6 +39,7 @@ FILES: dict[str, str] = {
     "self_consistency_programs": "self_consistency",
     "short_mk": "short_mk",
     "spec_reason": "spec_reason",
+    "tot_dfs": "tot_dfs",
 }
 """Each shipped file and the registry name of the strategy it builds."""
 SHIPPED = sorted(p.stem for p in (config_dir() / "strategy").glob("*.yaml"))

@@ -44,12 +44,14 @@ from ponder.strategies import (
     DeepConf,
     DiverseVerifierTreeSearch,
     FirstFinish,
+    MCTS,
     ParticleFilter,
     ParticleGibbs,
     SelfConsistency,
     ShortMK,
     SpecReason,
     Strategy,
+    TreeOfThoughtsDFS,
     strategies,
 )
 from ponder.strategies.cot_judge import ThoughtJudge
@@ -199,6 +201,30 @@ def astar(draw: Draw, backend: ScriptedBackend) -> Strategy:
     )
 
 
+def mcts(draw: Draw, backend: ScriptedBackend) -> Strategy:
+    simulations = draw(st.integers(1, 6))
+    step_generator = _speculative(draw, backend) if draw(st.booleans()) else None
+    return MCTS(
+        k=draw(st.integers(1, 3)), simulations=simulations,
+        parallel=draw(st.integers(1, simulations)), max_depth=draw(st.integers(1, 3)),
+        selection_rule=draw(st.sampled_from(["puct", "uct"])),
+        prior=draw(st.sampled_from(["mean_logprob", "score", "uniform"])),
+        rollout_weight=draw(st.sampled_from([0.0, 0.5])), step=_step(draw),
+        sampling=_sampling(draw, 4, 80), verifier=_step_scorer(draw),
+        selection=draw(st.sampled_from(["visits", "argmax", "majority"])),
+        step_generator=step_generator,
+    )
+
+
+def tot_dfs(draw: Draw, backend: ScriptedBackend) -> Strategy:
+    return TreeOfThoughtsDFS(
+        k=draw(st.integers(1, 3)), threshold=draw(st.sampled_from([0.0, 0.5, 0.9])),
+        max_depth=draw(st.integers(1, 3)), solutions=draw(st.integers(1, 2)),
+        max_expansions=draw(st.integers(1, 6)), step=_step(draw),
+        sampling=_sampling(draw, 4, 80), verifier=_step_scorer(draw),
+    )
+
+
 def particle_filter(draw: Draw, backend: ScriptedBackend) -> Strategy:
     return ParticleFilter(
         n=draw(st.integers(1, 4)), max_steps=draw(st.integers(1, 3)), step=_step(draw),
@@ -278,11 +304,13 @@ BUILDERS: dict[str, Callable[[Draw, ScriptedBackend], Strategy]] = {
     "deepconf": deepconf,
     "dvts": _step_search(DiverseVerifierTreeSearch),
     "first_finish": first_finish,
+    "mcts": mcts,
     "particle_filter": particle_filter,
     "particle_gibbs": particle_gibbs,
     "self_consistency": self_consistency,
     "short_mk": short_mk,
     "spec_reason": spec_reason,
+    "tot_dfs": tot_dfs,
 }
 
 
