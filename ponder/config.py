@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ponder.errors import BadRequestError
+from ponder.errors import BadRequestError, missing_values
 
 
 def config_dir() -> Path:
@@ -23,7 +23,6 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "con
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from ponder.graph.defaults import store_class_defaults
@@ -34,6 +33,18 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "con
             config = hydra_compose(config_name=config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
         raise BadRequestError(f"bad override: {_summary(exc)}") from None
+    return settled(config)
+
+
+def settled(config: Any) -> dict[str, Any]:
+    """A composed config as plain containers, refused when a value it requires (``???``,
+    OmegaConf's MISSING) was not given: otherwise the mark itself would travel on as a value
+    (a model named '???')."""
+    from omegaconf import OmegaConf
+
+    unset = OmegaConf.missing_keys(config)
+    if unset:
+        raise missing_values(list(unset))
     return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
 
 

@@ -14,10 +14,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from ponder.backends.base import Backend
-from ponder.core.registry import describe_validation_error
-from ponder.errors import BadRequestError, UnknownNameError
+from ponder.console import prepare_engine_output
+from ponder.errors import BadRequestError, UnknownNameError, describe_validation_error, missing_values
 
 BACKEND_KINDS = ("vllm", "openai")
+MISSING = "???"
+"""OmegaConf's mark of a value the config requires and the user has not given."""
 
 BackendSpec = Mapping[str, Any] | str
 """A model name for the in-process engine ('embedded', a local folder, a hub name) or a
@@ -40,6 +42,7 @@ async def open_backend(spec: BackendSpec) -> Backend:
     if kind == "vllm":
         from ponder.backends.vllm_engine import VllmBackend
 
+        prepare_engine_output()  # before vLLM is imported and spawns its engine core
         return await VllmBackend.start(_vllm_config(settings))
     from ponder.backends.openai_backend import OpenAIBackend
 
@@ -53,6 +56,9 @@ def _kind_and_settings(spec: BackendSpec) -> tuple[str, dict[str, Any]]:
     if isinstance(spec, str):
         spec = {"kind": "vllm", "model": spec}
     settings = {k: v for k, v in dict(spec).items() if v is not None}
+    unset = sorted(k for k, v in settings.items() if v == MISSING)
+    if unset:
+        raise missing_values([f"backend.{k}" for k in unset])
     kind = settings.pop("kind", "vllm")
     if kind not in BACKEND_KINDS:
         raise UnknownNameError("backend kind", str(kind), BACKEND_KINDS)

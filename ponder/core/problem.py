@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from ponder.errors import BLANK_TEXT
 
 DEFAULT_SYSTEM_PROMPT = "Answer the question. End with 'Answer: <final answer>'."
 """Short on purpose: small models follow a short instruction more often than a long one. Kept
@@ -12,11 +15,24 @@ here, below strategies and verifiers, because a verifier that continues a chain 
 must render the prompt the chain was sampled with."""
 
 
+def require_text(text: str) -> str:
+    """The one rule for what a user writes (a prompt, a message's content), shared by the
+    Python API, the command line and the server: text that is empty or only whitespace asks
+    nothing, so it is refused rather than answered."""
+    if not text.strip():
+        raise PydanticCustomError(BLANK_TEXT, "must not be empty or only whitespace")
+    return text
+
+
+Text = Annotated[str, AfterValidator(require_text)]
+"""A string field under ``require_text``'s rule."""
+
+
 class Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: Text
 
 
 class Problem(BaseModel):
@@ -24,20 +40,13 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    prompt: str | None = Field(None, description="A single user turn.")
+    prompt: Text | None = Field(None, description="A single user turn.")
     messages: tuple[Message, ...] | None = Field(None, description="A whole chat.")
     reference: str | None = Field(None, description="The known right answer, for grading.")
     tests: tuple[str, ...] = Field(
         (), description="For code problems: Python test snippets (asserts) a candidate must pass."
     )
     id: str | None = Field(None, description="A name for this problem in datasets and logs.")
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("prompt is empty; give the question to solve")
-        return value
 
     @model_validator(mode="after")
     def _one_input(self) -> Problem:

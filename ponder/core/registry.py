@@ -9,23 +9,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ponder.errors import BadRequestError, UnknownNameError
+from ponder.errors import BadRequestError, UnknownNameError, describe_validation_error
 
 T = TypeVar("T", bound=BaseModel)
-
-
-def describe_validation_error(kind: str, exc: ValidationError) -> str:
-    """One readable line per problem: ``strategy.n: Input should be greater than 0 (got -1)``."""
-    lines = []
-    for error in exc.errors():
-        where = ".".join([kind, *(str(part) for part in error["loc"])])
-        # A whole-model error's input is the whole config: too long to repeat.
-        got = f" (got {error['input']!r})" if error["type"] != "missing" and error["loc"] else ""
-        if error["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown parameter")
-        else:
-            lines.append(f"{where}: {error['msg']}{got}")
-    return "; ".join(lines)
 
 
 _BY_BASE: dict[type, Registry[Any]] = {}

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 from tqdm import tqdm
 
 from ponder.api import build_budget
-from ponder.config import config_dir
+from ponder.config import config_dir, settled
 from ponder.core.registry import describe_validation_error
 from ponder.errors import BackendError, BadRequestError, PonderError
 from ponder.experiments.datasets import dataset_config, load_problems
@@ -161,7 +161,8 @@ def _log_summary(summary: Summary) -> None:
 
     accuracy = "n/a" if summary.accuracy is None else f"{summary.accuracy:.3f}"
     log.info(
-        "accuracy %s (%d/%d graded), %.0f generated tokens per problem, pass@k %s, majority@k %s",
+        "accuracy %s (%d of %d problems with a reference answer correct), %.0f generated tokens "
+        "per problem, pass@k %s, majority@k %s",
         accuracy, summary.correct, summary.graded, summary.tokens_per_problem["generated_tokens"],
         rounded(summary.pass_at_k), rounded(summary.majority_at_k),
     )
@@ -183,7 +184,10 @@ def _let_workers_spawn() -> None:
 
 @hydra.main(config_path=str(config_dir()), config_name="run", version_base=None)
 def _job(cfg: DictConfig) -> float | None:
-    settings = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        settings = settled(cfg)
+    except BadRequestError as exc:
+        exit_with(exc, 2)
     folder = Path(HydraConfig.get().runtime.output_dir)
     if not _in_launching_process():  # a worker: Hydra's launcher reports what it raises
         _let_workers_spawn()

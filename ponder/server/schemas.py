@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ponder.core.problem import Message
+from ponder.core.problem import Message, Text, require_text
 
 StrategyField = str | dict[str, Any]
 """A registry name (``"beam"``), ``"auto"``, or a config mapping with ``name`` (which may nest
@@ -53,9 +53,19 @@ class ChatMessage(BaseModel):
     content: str | list[TextPart]
     name: str | None = None
 
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, content: str | list[TextPart]) -> str | list[TextPart]:
+        """The problem's rule, on the text the parts join to, so it fails at the field."""
+        require_text(_joined(content))
+        return content
+
     def to_message(self) -> Message:
-        content = self.content if isinstance(self.content, str) else "\n".join(p.text for p in self.content)
-        return Message(role=self.role, content=content)
+        return Message(role=self.role, content=_joined(self.content))
+
+
+def _joined(content: str | list[TextPart]) -> str:
+    return content if isinstance(content, str) else "\n".join(part.text for part in content)
 
 
 class StreamOptions(BaseModel):
@@ -104,7 +114,7 @@ class ChatCompletionRequest(_Request):
 
 
 class CompletionRequest(_Request):
-    prompt: str = Field(min_length=1)
+    prompt: Text
 
 
 class ErrorBody(BaseModel):

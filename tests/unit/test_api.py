@@ -5,6 +5,7 @@ validation before any engine work, the sync wrapper's guard, and backends from t
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from ponder import Budget, Problem, asolve, shutdown, solve
 from ponder.backends.pool import engines
@@ -51,15 +52,45 @@ async def test_bad_specs_fail_before_the_backend_is_used(kwargs: dict, message: 
     assert backend.requests == []
 
 
-@pytest.mark.parametrize(
-    ("problem", "message"),
-    [("", "prompt is empty"), ({"prompt": "q", "messages": [{"role": "user", "content": "q"}]}, "exactly one"),
-     ({"messages": [{"role": "system", "content": "be brief"}]}, "at least one user message")],
-    ids=["empty", "both-prompt-and-messages", "no-user-turn"],
-)
+BLANK = "must not be empty or only whitespace"
+
+BAD_PROBLEMS = [
+    ("empty", "", f"problem.prompt: {BLANK}$"),
+    ("whitespace", " \n\t", f"problem.prompt: {BLANK}$"),
+    ("empty-message", {"messages": [{"role": "user", "content": ""}]},
+     rf"problem.messages.0.content: {BLANK}$"),
+    ("whitespace-message", {"messages": [{"role": "system", "content": "Be brief."},
+                                         {"role": "user", "content": "   "}]},
+     rf"problem.messages.1.content: {BLANK}$"),
+    ("both-prompt-and-messages", {"prompt": "q", "messages": [{"role": "user", "content": "q"}]},
+     "exactly one"),
+    ("no-user-turn", {"messages": [{"role": "system", "content": "be brief"}]},
+     "at least one user message"),
+]
+
+
+@pytest.mark.parametrize(("problem", "message"), [c[1:] for c in BAD_PROBLEMS],
+                         ids=[c[0] for c in BAD_PROBLEMS])
 async def test_bad_problems_are_bad_requests(problem: object, message: str) -> None:
+    backend = ScriptedBackend.from_script([])
     with pytest.raises(BadRequestError, match=message):
-        await asolve(problem, backend=ScriptedBackend.from_script([]))
+        await asolve(problem, backend=backend)
+    assert backend.requests == []
+
+
+@pytest.mark.parametrize(("problem", "message"), [c[1:] for c in BAD_PROBLEMS[:4]],
+                         ids=[c[0] for c in BAD_PROBLEMS[:4]])
+def test_solve_refuses_blank_text_as_asolve_does(problem: object, message: str) -> None:
+    with pytest.raises(BadRequestError, match=message):
+        solve(problem, backend=ScriptedBackend.from_script([]))
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\t"], ids=["empty", "space", "newline-tab"])
+def test_problem_and_message_refuse_blank_text(text: str) -> None:
+    with pytest.raises(ValidationError, match=BLANK):
+        Problem(prompt=text)
+    with pytest.raises(ValidationError, match=BLANK):
+        Problem(messages=[{"role": "user", "content": text}])
 
 
 async def test_solve_refuses_to_run_inside_an_event_loop() -> None:

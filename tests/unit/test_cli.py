@@ -15,11 +15,14 @@ from ponder.cli import main
         (["solve", "hi", "strategy.n=0"], "strategy.n: Input should be greater than or equal to 1"),
         (["solve", "hi", "strategy.nn=2"], "Key 'nn' is not in struct"),
         (["solve", "hi", "budget.generated_tokens=-5"], "budget.generated_tokens"),
-        (["solve", "  "], "prompt is empty"),
+        (["solve", ""], "problem.prompt: must not be empty or only whitespace"),
+        (["solve", " \n\t "], "problem.prompt: must not be empty or only whitespace"),
+        (["solve", "hi", "backend=openai"], "backend.model: missing; give it (backend.model=...)"),
         (["solve", "hi", "backend.model=/no/such/model"], "model path '/no/such/model' does not exist"),
         (["solve", "hi", "backend.dtype=3", "backend.max_num_seqs=0"], "backend.max_num_seqs"),
     ],
     ids=["unknown-strategy", "zero-n", "unknown-key", "negative-budget", "empty-prompt",
+         "whitespace-prompt", "openai-without-model",
          "missing-model-path", "bad-backend-setting"],
 )
 def test_bad_input_is_one_clear_error(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -28,6 +31,7 @@ def test_bad_input_is_one_clear_error(argv: list[str], message: str, capsys: pyt
     assert err.startswith("error: ")
     assert message in err
     assert "Traceback" not in err
+    assert err.count("\n") == 1, err  # one line, nothing else
 
 
 def test_models_lists_the_embedded_model(capsys: pytest.CaptureFixture[str]) -> None:

@@ -101,7 +101,7 @@ BAD = [
     ("pattern-matches-nothing", lambda d: file_config(write(d / "x.jsonl", ROWS), answer_pattern=r"####\s*(\d+)"),
      r"dataset.answer_pattern: .* matches none of the 3 answers"),
     ("pattern-without-group", lambda d: file_config(d / "x.jsonl", answer_pattern="####"),
-     r"dataset.answer_pattern: Value error, needs a group"),
+     r"dataset.answer_pattern: needs a group"),
     ("not-json", lambda d: file_config(d / "bad.jsonl"), r"dataset: could not read .*bad.jsonl as json"),
     ("empty-file", lambda d: file_config(d / "empty.jsonl"), r"could not read|has no records"),
     ("unknown-source", lambda d: {"source": "s3", "path": "x"}, r"unknown dataset source 's3'; choose one of"),

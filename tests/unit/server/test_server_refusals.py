@@ -29,6 +29,17 @@ CASES: list[tuple[str, Any, int, str | None, str]] = [
     ("image content", chat() | {"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "http://x"}}]}]}, 400,
      "messages.0.content", "valid string"),
+    ("empty content", chat(""), 400, "messages.0.content", "messages.0.content: must not be empty"),
+    ("whitespace content", chat(" \n\t "), 400, "messages.0.content",
+     "messages.0.content: must not be empty or only whitespace"),
+    ("blank system turn", chat() | {"messages": [{"role": "system", "content": " "},
+                                                 {"role": "user", "content": "hi"}]}, 400,
+     "messages.0.content", "must not be empty or only whitespace"),
+    ("no content parts", chat() | {"messages": [{"role": "user", "content": []}]}, 400,
+     "messages.0.content", "must not be empty or only whitespace"),
+    ("blank content parts", chat() | {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": " "}, {"type": "text", "text": ""}]}]}, 400,
+     "messages.0.content", "must not be empty or only whitespace"),
     ("no user turn", chat() | {"messages": [{"role": "system", "content": "Be brief."}]}, 400,
      "messages", "at least one user message"),
     ("unknown field", chat(temprature=0.5), 400, "temprature", "unknown field"),
@@ -55,6 +66,19 @@ async def test_bad_input_is_refused_naming_the_field(body: Any, status: int, par
         assert says in error["message"]
         assert error["type"] in ("invalid_request_error", "not_found_error")
         assert (await http.post("/v1/chat/completions", json=chat())).status_code == 200
+
+
+@pytest.mark.parametrize("prompt", ["", " ", "\n\t"], ids=["empty", "space", "newline-tab"])
+async def test_a_blank_completion_prompt_is_refused_as_a_blank_chat_message_is(prompt: str) -> None:
+    async with client() as http:
+        response = await http.post("/v1/completions", json={"model": "ponder", "prompt": prompt})
+        assert response.status_code == 400
+        assert response.json()["error"] == {
+            "message": "prompt: must not be empty or only whitespace",
+            "type": "invalid_request_error", "param": "prompt", "code": None,
+        }
+        ok = await http.post("/v1/completions", json={"model": "ponder", "prompt": "What is 6 times 2?"})
+        assert ok.status_code == 200
 
 
 async def test_a_body_over_the_limit_is_refused_before_parsing() -> None:
