@@ -10,21 +10,29 @@ so tokens differ between rounds), the ratio endpoint / API (target >= 0.9).
 Load: 64 clients, each sending requests back to back for a bounded time (--load-s, 60 by
 default; no new request after it, in-flight ones get --drain-s to finish). Reports requests
 answered, errors, lost requests (sent but never answered), p50/p99 latency, and the resident
-memory of this process and its engine core at the start, the middle and the end.
+memory of this process and its engine processes at the start, the middle and the end.
+
+Soak (--soak-minutes M, instead of the above): the app as ``ponder serve`` builds it, 64
+clients for M minutes with mixed strategies, every 4th request of each client a stream it
+hangs up on after the first event; the same report, where errors exclude those hang-ups and
+memory should stay flat.
 
     flock /tmp/ponder-engine.lock .venv/bin/python benchmarks/server_load.py [--rounds 2]
+    flock /tmp/ponder-engine.lock .venv/bin/python benchmarks/server_load.py --soak-minutes 10
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import socket
 import statistics
 import time
 
 import arithmetic
+import httpx
 import openai
 import psutil
 import uvicorn
@@ -67,25 +75,51 @@ async def endpoint_round(client: openai.AsyncOpenAI, questions: list[str]) -> tu
     return sum(tokens), time.perf_counter() - started
 
 
-async def load(client: openai.AsyncOpenAI, clients: int, load_s: float, drain_s: float) -> None:
+MIXED = [LOAD_STRATEGY, {"name": "best_of_n", "n": 2, "sampling": {"max_tokens": 48}},
+         {"name": "short_mk", "k": 3, "m": 1, "sampling": {"max_tokens": 48}},
+         {"name": "self_consistency", "n": 3, "sampling": {"max_tokens": 32}}]
+"""The soak's strategies, one per request in turn."""
+DISCONNECT_EVERY = 4
+"""In the soak, every 4th request of a client streams and hangs up after its first event."""
+
+
+async def load(client: openai.AsyncOpenAI, clients: int, load_s: float, drain_s: float,
+               *, soak: bool = False) -> None:
+    """``clients`` clients back to back for ``load_s``; in a soak, mixed strategies and some
+    clients hanging up mid-stream."""
     latencies: list[float] = []
     errors: list[str] = []
-    sent = 0
+    sent = disconnected = 0
     deadline = time.monotonic() + load_s
     rss = {"start": _rss_mib()}
+    http = httpx.AsyncClient(base_url=str(client.base_url), timeout=600)
+
+    async def hang_up(question: str, strategy: dict) -> None:
+        body = {"model": "ponder", "messages": [{"role": "user", "content": question}],
+                "strategy": strategy, "stream": True}
+        async with http.stream("POST", "chat/completions", json=body) as response:
+            async for _ in response.aiter_lines():
+                break
 
     async def one_client(index: int) -> None:
-        nonlocal sent
+        nonlocal sent, disconnected
         question = arithmetic.QUESTIONS[index % len(arithmetic.QUESTIONS)][0]
-        while time.monotonic() < deadline:
+        for turn in itertools.count():
+            if time.monotonic() >= deadline:
+                return
+            strategy = MIXED[(index + turn) % len(MIXED)] if soak else LOAD_STRATEGY
             sent += 1
             started = time.perf_counter()
             try:
+                if soak and turn % DISCONNECT_EVERY == DISCONNECT_EVERY - 1:
+                    await hang_up(question, strategy)
+                    disconnected += 1
+                    continue
                 await client.chat.completions.create(
                     model="ponder", messages=[{"role": "user", "content": question}],
-                    extra_body={"strategy": LOAD_STRATEGY})
+                    extra_body={"strategy": strategy})
                 latencies.append(time.perf_counter() - started)
-            except openai.APIError as exc:
+            except (openai.APIError, httpx.HTTPError) as exc:
                 errors.append(type(exc).__name__)
 
     async def sample_middle() -> None:
@@ -97,21 +131,49 @@ async def load(client: openai.AsyncOpenAI, clients: int, load_s: float, drain_s:
         await asyncio.wait_for(workers, timeout=load_s + drain_s)
     except TimeoutError:
         pass
+    await http.aclose()
     rss["end"] = _rss_mib()
-    answered = len(latencies) + len(errors)
+    answered = len(latencies) + len(errors) + disconnected
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else float("nan")
-    print(f"load: {clients} concurrent clients for {load_s:.0f} s (+ up to {drain_s:.0f} s to drain)")
-    print(f"  requests sent {sent}, answered {len(latencies)}, errors {len(errors)} "
-          f"{sorted(set(errors)) or ''}, lost {sent - answered}")
+    kind = "soak" if soak else "load"
+    print(f"{kind}: {clients} concurrent clients for {load_s:.0f} s (+ up to {drain_s:.0f} s to drain)"
+          + (f", strategies {[m['name'] for m in MIXED]}, every {DISCONNECT_EVERY}th request "
+             "hangs up mid-stream" if soak else ""))
+    print(f"  requests sent {sent}, answered {len(latencies)}, disconnected on purpose {disconnected}, "
+          f"errors {len(errors)} {sorted(set(errors)) or ''}, lost {sent - answered}")
     if latencies:
         print(f"  latency p50 {statistics.median(latencies):.2f} s, p99 {p99:.2f} s, "
               f"max {latencies[-1]:.2f} s")
-    print(f"  RSS (this process + engine core): start {rss['start']:.0f} MiB, "
+    print(f"  RSS (this process + engine core and worker): start {rss['start']:.0f} MiB, "
           f"middle {rss.get('middle', float('nan')):.0f} MiB, end {rss['end']:.0f} MiB")
 
 
+async def soak(args: argparse.Namespace) -> None:
+    """The endpoint as ``ponder serve`` builds it (engine from the pool, loaded in the
+    background, restarted if it dies) under ``--load-clients`` clients for ``--soak-minutes``."""
+    port = _free_port()
+    settings = ServerSettings(per_key_concurrency=4 * args.load_clients)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, backend_spec="embedded"),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    root = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(timeout=5) as http:
+        while not server.started or (await http.get(f"{root}/health")).status_code != 200:
+            await asyncio.sleep(0.5)
+    client = openai.AsyncOpenAI(base_url=f"{root}/v1", api_key="none", max_retries=0, timeout=600)
+    try:
+        await load(client, args.load_clients, args.soak_minutes * 60, args.drain_s, soak=True)
+    finally:
+        await client.close()
+        server.should_exit = True
+        await serving
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.soak_minutes > 0:
+        await soak(args)
+        return
     backend = await engines.backend("embedded")
     port = _free_port()
     settings = ServerSettings(per_key_concurrency=4 * args.load_clients)
@@ -157,5 +219,8 @@ if __name__ == "__main__":
     parser.add_argument("--load-clients", type=int, default=64)
     parser.add_argument("--load-s", type=float, default=60.0)
     parser.add_argument("--drain-s", type=float, default=120.0)
+    parser.add_argument("--soak-minutes", type=float, default=0.0,
+                        help="instead of the rest: a soak of this many minutes (mixed strategies, "
+                        "some clients hanging up mid-stream)")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     asyncio.run(main(parser.parse_args()))

@@ -17,41 +17,61 @@ import json
 import logging
 import os
 import sys
+import warnings
 from typing import Any
 
 from ponder.errors import BadRequestError, PonderError
 
 
-def _quiet_engine_logs(verbose: bool) -> None:
-    """Engine chatter goes to stderr, and only errors unless asked: stdout is for results."""
-    level = "INFO" if verbose else "ERROR"
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", level)
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", level.lower())
-    logging.basicConfig(level=getattr(logging, level), format="%(levelname)s %(name)s: %(message)s")
+def _set_up_terminal(verbose: bool) -> None:
+    """Logs go to stderr, stdout is for results; the engine's logs, warnings and progress
+    bars only with ``-v``. Set before any engine starts: its core process inherits it."""
+    from ponder.console import prepare_engine_output
+
+    prepare_engine_output(verbose)
+    if not verbose:
+        warnings.simplefilter("ignore", FutureWarning)  # libraries' deprecations, not the user's
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
 
 
 def _solve(args: argparse.Namespace) -> int:
-    from ponder.api import shutdown, solve
+    import asyncio
+
+    from ponder.api import asolve, build_budget, coerce_problem
+    from ponder.backends.pool import engines
     from ponder.config import compose
+    from ponder.console import progress
+    from ponder.strategies import strategies
 
     config = compose(args.overrides)
-    problem: dict[str, Any] = {"prompt": args.prompt, "reference": args.reference}
-    try:
-        result = solve(
-            problem,
-            strategy=config["strategy"],
-            backend=config["backend"],
-            budget=config["budget"],
-            seed=config["seed"],
-        )
-    finally:
-        shutdown()
+    problem = coerce_problem({"prompt": args.prompt, "reference": args.reference})
+    strategy, budget = strategies.build(config["strategy"]), build_budget(config["budget"])
+
+    async def run() -> Any:  # everything checked above: the engine starts only for valid input
+        try:
+            with progress(f"loading engine ({_model_name(config['backend'])})…"):
+                backend = await engines.backend(config["backend"])
+            with progress(f"solving with {strategy.name}…"):
+                return await asolve(problem, strategy=strategy, backend=backend, budget=budget,
+                                    seed=config["seed"])
+        finally:
+            await engines.close()
+
+    result = asyncio.run(run())
     if args.json:
         print(json.dumps({"config": config, **result.to_dict()}, indent=2))
     else:
         print(_summary(result, args.reference))
     return 0
+
+
+def _model_name(backend: dict[str, Any]) -> str:
+    """The model's name as the user knows it: a folder's last part, a hub name's."""
+    from ponder.models.embedded import EMBEDDED_NAME
+
+    model = str(backend.get("model", "?"))
+    return EMBEDDED_NAME if model == "embedded" else model.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _summary(result: Any, reference: str | None) -> str:
@@ -103,12 +123,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
     from pydantic import ValidationError
 
+    from ponder.backends.factory import backend_key
     from ponder.config import compose
     from ponder.core.registry import describe_validation_error
     from ponder.server import ServerSettings, create_app
+    from ponder.server.serve import serve
 
     config = compose(args.overrides)
     keys = [*args.api_key, *filter(None, os.environ.get("PONDER_API_KEYS", "").split(","))]
@@ -121,13 +142,16 @@ def _serve(args: argparse.Namespace) -> int:
             model_name=args.model_name, api_keys=tuple(keys), caps=caps,
             max_prompt_tokens=args.max_prompt_tokens, max_body_bytes=args.max_body_bytes,
             per_key_concurrency=args.per_key_concurrency, default_strategy=config["strategy"],
-            profiles=args.profiles,
+            profiles=args.profiles, max_restarts=args.max_restarts,
+            restart_backoff_s=args.restart_backoff_s,
         )
     except ValidationError as exc:
         raise BadRequestError(describe_validation_error("serve", exc)) from None
-    app = create_app(settings, backend_spec=config["backend"])
-    uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=args.grace_s,
-                log_level="info" if args.verbose else "warning")
+    backend_key(config["backend"])  # a bad backend config fails now, not after the port opens
+    app = create_app(settings, backend_spec=config["backend"],
+                     announce=lambda line: print(line, file=sys.stderr, flush=True))
+    serve(app, host=args.host, port=args.port, grace_s=args.grace_s,
+          log_level="info" if args.verbose else "warning")
     return 0
 
 
@@ -199,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--profiles", help="accuracy-vs-tokens profiles for strategy 'auto'")
     serve.add_argument("--grace-s", type=float, default=30.0,
                        help="on shutdown, how long in-flight requests may finish before they are cancelled")
+    serve.add_argument("--max-restarts", type=int, default=5,
+                       help="engine restarts allowed within 10 minutes after crashes; then /health stays 503")
+    serve.add_argument("--restart-backoff-s", type=float, default=1.0,
+                       help="wait before restarting a dead engine, doubled per further restart (max 30 s)")
     serve.set_defaults(handler=_serve)
 
     graph = commands.add_parser("graph", help="validate, print and draw a strategy graph (no engine)")
@@ -234,7 +262,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else list(argv))
-    _quiet_engine_logs(args.verbose)
+    _set_up_terminal(args.verbose)
     try:
         return args.handler(args)
     except BadRequestError as exc:

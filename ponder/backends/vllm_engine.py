@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import itertools
 import logging
+import multiprocessing
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -20,6 +22,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.backends.base import Backend
+from ponder.console import engine_logs_shown
+from ponder.backends.engine_processes import EngineProcesses
 from ponder.core.forcing import FORCING_KEY
 from ponder.backends.tokenization import HuggingFaceTokenization
 from ponder.core.generation import Completion, FinishReason, GenerationRequest, GenerationState
@@ -101,22 +105,61 @@ def engine_errors(what: str, on_dead: Callable[[], None]) -> Iterator[None]:
         yield
     except EngineDeadError as exc:
         on_dead()
-        raise BackendDeadError(f"the {what} engine died: {exc}") from exc
+        raise BackendDeadError(f"the {what} engine stopped unexpectedly ({death_cause(exc)})") from exc
     except VLLMClientError as exc:
         raise BadRequestError(str(exc)) from exc
+
+
+def death_cause(exc: BaseException) -> str:
+    """vLLM's dead-engine error without its pointer to a stack trace in the server's log,
+    which a client cannot see."""
+    message = str(exc).split(" See stack trace", 1)[0].strip()
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+SHUTDOWN_TIMEOUT_S = 15.0
+"""How long the engine core may take to stop. It waits up to
+``VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS`` (5 s by default) for its worker before it closes its
+shared-memory queues; vLLM's own default of 5 s kills the core first, which leaks them."""
+STOP_WAIT_S = 2.0
+"""How long ``close`` lets the engine stop on its own. On the CPU its worker often does not
+exit when told (vLLM then waits 5 s, SIGTERMs it, waits 4 s more); after this the backend ends
+what is left itself and unlinks the shared memory it held."""
 
 
 def shutdown_engine(engine: Any) -> None:
     """Shut an ``AsyncLLM`` down now. vLLM's finalizer calls ``shutdown()`` again, which raises
     when it runs during interpreter teardown; after this there is nothing left for it to do."""
-    engine.shutdown()
+    engine.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
     engine.shutdown = lambda timeout=None: None
+
+
+def engine_core_pids(engine: Any) -> list[int]:
+    """The PIDs of the engine core processes an ``AsyncLLM`` spawned (none when it runs its
+    core in this process, ``VLLM_ENABLE_V1_MULTIPROCESSING=0``)."""
+    resources = getattr(engine.engine_core, "resources", None)
+    manager = getattr(resources, "engine_manager", None)
+    return [p.pid for p in getattr(manager, "processes", ()) if p.pid is not None]
 
 
 def engine_on_cpu() -> bool:
     from vllm.platforms import current_platform
 
     return current_platform.is_cpu()
+
+
+def _import_engine_modules() -> bool:
+    """Import what starting an engine needs; whether the engine runs on the CPU."""
+    for module in ("transformers", "vllm.engine.arg_utils", "vllm.v1.engine.async_llm"):
+        importlib.import_module(module)
+    return engine_on_cpu()
+
+
+def end_engine_starts() -> None:
+    """End every engine core this process runs, with its workers: at shutdown, so that an
+    engine still starting is not waited for (a minute or more on a CPU). Its start then fails."""
+    cores = [c.pid for c in multiprocessing.active_children() if c.name.startswith("EngineCore")]
+    EngineProcesses(p for p in cores if p is not None).end(timeout_s=2)
 
 
 def apply_cpu_environment(config: VllmConfig) -> None:
@@ -137,6 +180,8 @@ class VllmBackend(HuggingFaceTokenization, Backend):
     def __init__(self, engine: Any, tokenizer: Any, config: VllmConfig, on_cpu: bool) -> None:
         super().__init__()
         self.engine = engine
+        self.processes = EngineProcesses(engine_core_pids(engine))
+        """The engine core and its workers, ended on close if vLLM left any behind."""
         self.tokenizer = tokenizer
         self.config = config
         self.on_cpu = on_cpu
@@ -154,8 +199,9 @@ class VllmBackend(HuggingFaceTokenization, Backend):
         """Start a new engine. Must run inside the event loop that will use it."""
         config = (config or VllmConfig()).model_copy(update=overrides)
         config = VllmConfig.model_validate(config.model_dump())
-        model = resolve_model(config.model)
-        on_cpu = engine_on_cpu()
+        # Imports and a model's first preparation take seconds: off the loop, which keeps serving
+        model = await asyncio.to_thread(resolve_model, config.model)
+        on_cpu = await asyncio.to_thread(_import_engine_modules)
         if on_cpu:
             apply_cpu_environment(config)
         from transformers import AutoTokenizer
@@ -173,12 +219,13 @@ class VllmBackend(HuggingFaceTokenization, Backend):
             gpu_memory_utilization=config.gpu_memory_utilization,
             seed=config.seed,
             disable_log_stats=True,
+            use_tqdm_on_load=engine_logs_shown(),  # its checkpoint bars only with -v
             logits_processors=[_PROCESSORS[k] for k in sorted(engine_processors(config, on_cpu))],
         )
         log.info("starting vLLM engine for %s (%s)", config.model, "CPU" if on_cpu else "GPU")
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(model)
-            engine = AsyncLLM.from_engine_args(args)
+        try:  # in a thread: the start takes minutes on a CPU, and the loop keeps serving
+            tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, model)
+            engine = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
         except BadRequestError:
             raise
         except Exception as exc:  # engine start-up failures surface as assorted types
@@ -259,9 +306,20 @@ class VllmBackend(HuggingFaceTokenization, Backend):
         return not self._closed and not self.engine.errored
 
     async def close(self) -> None:
-        """Shut the engine down (also one that died). Idempotent."""
+        """Shut the engine down (also one that died) and end any of its processes vLLM left
+        behind (a killed core's orphaned worker). Idempotent. In a thread: it takes seconds."""
         self._closed = True
-        shutdown_engine(self.engine)
+        self.processes.note_descendants()
+        handler = getattr(self.engine, "output_handler", None)
+        if handler is not None:  # else it reports the core's end below as an engine death
+            handler.cancel()
+        stopping = asyncio.ensure_future(asyncio.to_thread(shutdown_engine, self.engine))
+        try:
+            await asyncio.wait_for(asyncio.shield(stopping), STOP_WAIT_S)
+        except TimeoutError:  # its worker is stuck: vLLM would wait 9 s more, then kill it
+            await asyncio.to_thread(self.processes.end, 1.0)
+            await stopping
+        await asyncio.to_thread(self.processes.end)
 
 
 _FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "aborted"}

@@ -4,13 +4,16 @@ routes over one shared engine, plus /health and /metrics.
 Each request is validated (schemas), authenticated and counted against its key's limit
 (limits), planned (plan: strategy, budget under the operator's caps), then run as its own
 task with its own ledger (service). A client that goes away cancels its run: a stream through
-the response's cancellation (streaming), a plain request by a watch on the connection.
+the response's cancellation (streaming), a plain request by a watch on the connection. The
+engine loads in the background once the server listens, and is started anew if it dies
+(engine): until it works, /health and the API answer 503 with Retry-After.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,11 +23,12 @@ from typing import Any
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 
 from ponder.backends.base import Backend
 from ponder.backends.pool import engines
 from ponder.server import errors
-from ponder.server.errors import ApiError
+from ponder.server.engine import EngineSupervisor, State
 from ponder.server.limits import BodyLimit, KeyLimiter, authenticate
 from ponder.server.metrics import Metrics, MetricsMiddleware
 from ponder.server.plan import make_plan
@@ -41,32 +45,49 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class HealthResponse(BaseModel):
+    """What /health says: 200 with 'ok', or 503 with why (and a Retry-After header)."""
+
+    status: State
+    detail: str | None = None
+
+
 def create_app(
     settings: ServerSettings | None = None,
     *,
     backend: Backend | None = None,
     backend_spec: Mapping[str, Any] | str = "embedded",
+    announce: Callable[[str], None] | None = None,
 ) -> FastAPI:
     """The app. With ``backend`` it serves that one (tests pass a scripted backend), which its
-    caller owns, with the engine pool. Otherwise it takes ``backend_spec`` from the engine pool
-    when it starts and, owning the process's engines, closes the pool when it stops: that
-    backend and every engine or client requests used (a judge's, a PRM's)."""
+    caller owns, with the engine pool. Otherwise it takes ``backend_spec`` from the engine pool,
+    in the background once it starts (and again if the engine dies) and, owning the process's
+    engines, closes the pool when it stops: that backend and every engine or client requests
+    used (a judge's, a PRM's). ``announce(line)`` hears 'ready' and giving up (default: the log)."""
     settings = settings or ServerSettings()
     metrics = Metrics()
     limiter = KeyLimiter(settings.per_key_concurrency)
-    state: dict[str, Service] = {}
+    loud = {"announce": announce} if announce else {}
     if backend is not None:
-        state["service"] = Service(backend, settings, metrics)
+        engine = EngineSupervisor(settings, backend=backend, **loud)
+    else:
+        engine = EngineSupervisor(settings, lambda: engines.backend(backend_spec), **loud)
+    serving = Service(engine, settings, metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if "service" not in state:
-            state["service"] = Service(await engines.backend(backend_spec), settings, metrics)
+        engine.start()
         try:
             yield
         finally:  # uvicorn has let in-flight requests finish or cut them; cancel what is left
-            await state["service"].cancel_all()
+            await serving.cancel_all()
+            loading = engine.state == "starting"
+            await engine.close()
             if backend is None:
+                if loading:  # the pool's close would wait the whole start out
+                    from ponder.backends.vllm_engine import end_engine_starts
+
+                    await asyncio.to_thread(end_engine_starts)
                 await engines.close()
 
     app = FastAPI(title="ponder", summary="Budget-aware test-time compute, OpenAI-compatible.",
@@ -75,23 +96,22 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)
 
-    def service() -> Service:
-        if "service" not in state:
-            raise ApiError(503, "the engine is still starting", type="server_error")
-        return state["service"]
-
     def caller(authorization: str | None = Header(None)) -> str:
         return authenticate(authorization, settings.api_keys)
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        service()
-        return {"status": "ok"}
+    @app.get("/health", responses={503: {"model": HealthResponse}})
+    async def health() -> JSONResponse:
+        status, reason, retry_after = engine.health()
+        body = HealthResponse(status=status, detail=reason or None).model_dump(exclude_none=True)
+        if status == "ok":
+            return JSONResponse(body)
+        headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after is not None else None
+        return JSONResponse(body, status_code=503, headers=headers)
 
     @app.get("/metrics")
     async def prometheus() -> Response:
-        usage = state["service"].backend.usage if "service" in state else None
-        return Response(metrics.render(usage), media_type=CONTENT_TYPE_LATEST)
+        current = engine.current
+        return Response(metrics.render(current.usage if current else None), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")
     async def models(_: str = Depends(caller)) -> dict[str, Any]:
@@ -108,7 +128,6 @@ def create_app(
 
     async def _respond(body: ChatCompletionRequest | CompletionRequest, request: Request, key: str,
                        *, chat: bool) -> Response:
-        serving = service()
         plan = make_plan(body, settings)
         serving.check_prompt(plan, "messages" if chat else "prompt")
         envelope = {

@@ -9,6 +9,7 @@ caller sends turns into a 500.
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,13 +28,17 @@ class ApiError(Exception):
 
     def __init__(
         self, status: int, message: str, *, type: str = "invalid_request_error",
-        param: str | None = None, code: str | None = None,
+        param: str | None = None, code: str | None = None, retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+        self.retry_after = retry_after
+        """Seconds after which a retry may succeed (the Retry-After header), if known."""
 
     def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
         body = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        if self.retry_after is not None:
+            headers = {**(headers or {}), "Retry-After": str(math.ceil(self.retry_after))}
         return JSONResponse({"error": body}, status_code=self.status, headers=headers)
 
 
@@ -49,7 +54,7 @@ def bad_request(exc: BadRequestError, param: str | None) -> ApiError:
 
 
 def from_backend(exc: BackendError) -> ApiError:
-    if isinstance(exc, BackendDeadError):
+    if isinstance(exc, BackendDeadError):  # one the server's supervisor did not see (a judge's)
         return ApiError(503, f"the engine is unavailable: {exc}", type="server_error")
     return ApiError(502, f"the engine failed this request: {exc}", type="server_error")
 

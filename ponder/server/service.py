@@ -1,5 +1,6 @@
 """Running one request's plan on the shared backend: its own context and ledger, 'auto' if
-asked, every run tracked so that shutdown can cancel what is left."""
+asked, every run tracked so that shutdown can cancel what is left. A run that sees the engine
+die tells the supervisor, which starts a new one, and fails with the 503 that says so."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from typing import Any, TypeVar
 
 from ponder.backends.base import Backend
 from ponder.budgets import Ledger
+from ponder.errors import BackendDeadError
 from ponder.core.result import Result
 from ponder.core.thinking import ThinkingFormat
 from ponder.runtime import Run
 from ponder.server.auto import decide
+from ponder.server.engine import EngineSupervisor
 from ponder.server.errors import ApiError
 from ponder.server.metrics import Metrics
 from ponder.server.observe import Listener, ObservedBackend
@@ -39,10 +42,15 @@ class Outcome:
 class Service:
     """What the routes share: the engine, the settings, the metrics and the runs in flight."""
 
-    def __init__(self, backend: Backend, settings: ServerSettings, metrics: Metrics) -> None:
-        self.backend, self.settings, self.metrics = backend, settings, metrics
+    def __init__(self, engine: EngineSupervisor, settings: ServerSettings, metrics: Metrics) -> None:
+        self.engine, self.settings, self.metrics = engine, settings, metrics
         self.runs: set[asyncio.Task[Any]] = set()
         self._profile: Profile | None = None
+
+    @property
+    def backend(self) -> Backend:
+        """The working engine, or the 503 that says why there is none."""
+        return self.engine.backend()
 
     @property
     def profile(self) -> Profile:
@@ -61,7 +69,8 @@ class Service:
 
     async def run(self, plan: Plan, listener: Listener | None = None) -> Outcome:
         """The plan's strategy (chosen by 'auto' first if need be) under its budget."""
-        backend = ObservedBackend(self.backend, listener) if listener else self.backend
+        shared = self.backend
+        backend = ObservedBackend(shared, listener) if listener else shared
         ctx = Run(backend=backend, ledger=Ledger(plan.budget), rng=random.Random(plan.seed))
         started = time.perf_counter()
         strategy, decision = plan.strategy, None
@@ -75,6 +84,8 @@ class Service:
                     listener({"event": "auto", **decision})
                 strategy = build_strategy(chosen.strategy, plan.sampling)
             result = await strategy.run(plan.problem, ctx)
+        except BackendDeadError as exc:
+            raise self.engine.died(shared, str(exc)) from exc
         except asyncio.CancelledError:
             self.metrics.cancelled.inc()
             raise

@@ -35,3 +35,16 @@ class ServerSettings(BaseModel):
     profiles: Path | None = Field(
         None, description="Accuracy-vs-tokens profiles for strategy 'auto' (None: the shipped one)."
     )
+    max_restarts: int = Field(
+        5, ge=0, description="Engine restarts allowed within restart_window_s; after that the "
+        "server stays unavailable (503) until it is restarted itself.",
+    )
+    restart_window_s: float = Field(
+        600.0, gt=0, description="The window max_restarts counts in: an engine that served this "
+        "long since the last restart starts the count afresh.",
+    )
+    restart_backoff_s: float = Field(
+        1.0, ge=0, description="Wait before the first restart; doubled for each further one in "
+        "the window, up to restart_backoff_max_s.",
+    )
+    restart_backoff_max_s: float = Field(30.0, ge=0, description="Longest wait before a restart.")

@@ -46,15 +46,16 @@ async def sse_events(
     envelope (id, object, created, model)."""
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     task = start(events.put_nowait)
+    getter: asyncio.Task[dict[str, Any]] | None = None
     try:
         while not task.done() or not events.empty():
-            getter: asyncio.Task[dict[str, Any]] = asyncio.ensure_future(events.get())
+            getter = asyncio.ensure_future(events.get())
             done, _ = await asyncio.wait({getter, task}, timeout=keepalive_s,
                                          return_when=asyncio.FIRST_COMPLETED)
             if getter in done:
                 yield _event(chunk({"choices": [], "ponder": getter.result()}))
                 continue
-            getter.cancel()
+            await _cancelled(getter)
             if not done:
                 yield ": working\n\n"
         try:
@@ -67,11 +68,18 @@ async def sse_events(
         for piece in _answer_chunks(outcome, chat, trace):
             yield _event(chunk(piece))
         yield _event("[DONE]")
-    finally:
+    finally:  # a disconnect closes this generator mid-wait: neither task may be left pending
+        if getter is not None:
+            await _cancelled(getter)
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await _cancelled(task)
+
+
+async def _cancelled(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended, whatever it ends with."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 def _answer_chunks(outcome: Outcome, chat: bool, trace: bool) -> list[dict[str, Any]]:

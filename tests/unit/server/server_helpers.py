@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,3 +33,13 @@ async def client(backend: ScriptedBackend | None = None, **settings: Any) -> Asy
 
 def chat(question: str = "What is 6 times 2?", **fields: Any) -> dict[str, Any]:
     return {"model": "ponder", "messages": [{"role": "user", "content": question}], **fields}
+
+
+async def wait_health(http: httpx.AsyncClient, status: str, within_s: float = 5.0) -> httpx.Response:
+    """The first /health answer with ``status``; fails after ``within_s``."""
+    async with asyncio.timeout(within_s):
+        while True:
+            response = await http.get("/health")
+            if response.json()["status"] == status:
+                return response
+            await asyncio.sleep(0.01)

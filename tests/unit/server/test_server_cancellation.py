@@ -9,6 +9,7 @@ from server_helpers import answers, chat
 
 from ponder.server import ServerSettings
 from ponder.server.app import _until_disconnected
+from ponder.server.engine import EngineSupervisor
 from ponder.server.errors import to_api_error
 from ponder.server.metrics import Metrics
 from ponder.server.plan import make_plan
@@ -21,7 +22,8 @@ LONG = "x" * 2000
 
 def _service() -> Service:
     backend = answers(LONG, delay=0.001)  # about 2 s a sample if nothing stops it
-    return Service(backend, ServerSettings(caps={"generated_tokens": 100_000}), Metrics())
+    settings = ServerSettings(caps={"generated_tokens": 100_000})
+    return Service(EngineSupervisor(settings, backend=backend), settings, Metrics())
 
 
 def _plan(service: Service):  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from server_helpers import answers, chat
+from server_helpers import answers, chat, wait_health
 
 from ponder.backends.pool import engines
 from ponder.backends.scripted import ScriptedBackend
@@ -37,6 +37,7 @@ async def test_the_backend_comes_from_the_pool_and_shutdown_closes_the_pool(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ponder.test") as http:
+            await wait_health(http, "ok")  # the engine loads in the background
             response = await http.post("/v1/chat/completions", json=chat())
         assert response.status_code == 200
         served = built[0][1]
