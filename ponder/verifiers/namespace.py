@@ -66,7 +66,10 @@ def command(
 ) -> list[str]:
     """The ``bwrap`` arguments that run ``python`` in a fresh sandbox; the caller appends
     the interpreter's own arguments."""
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            # the working folder first: what is bound below (a virtual environment under
+            # /tmp, say) then shows through it instead of being hidden by it
+            "--size", str(tmp_bytes), "--tmpfs", WORK_DIR]
     for folder in _ROOT_DIRS:
         if os.path.islink(folder):
             args += ["--symlink", os.readlink(folder), folder]
@@ -79,8 +82,8 @@ def command(
     for script in scripts:
         args += ["--ro-bind", str(script), f"{SCRIPTS_DIR}/{script.name}"]
     args += [
-        "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", WORK_DIR,
-        "--chdir", WORK_DIR, "--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
+        "--proc", "/proc", "--dev", "/dev", "--chdir", WORK_DIR,
+        "--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
         "--setenv", "HOME", WORK_DIR, "--setenv", "TMPDIR", WORK_DIR, "--setenv", "LANG", "C.UTF-8",
         "--", python,
     ]

@@ -85,7 +85,7 @@ async def test_bad_requests_fail_clearly_and_the_engine_serves_on(
 ) -> None:
     with pytest.raises(BadRequestError, match=message):
         await asolve(QUESTION, backend=engine, **kwargs)
-    with pytest.raises(BadRequestError, match="prompt is empty"):
+    with pytest.raises(BadRequestError, match="problem.prompt: must not be empty"):
         await asolve("   ", backend=engine)
     result = await asolve(QUESTION, strategy={"name": "self_consistency", "n": 1}, backend=engine)
     assert len(result.candidates) == 1
