@@ -25,6 +25,9 @@ class Backend(abc.ABC):
     """An engine that continues token prefixes. Subclasses implement ``_stream``."""
 
     name: str = "backend"
+    model: str | None = None
+    """The model it serves, as its config names it ('embedded', a folder, a served model's
+    name); None when it does not say. Profiles made for another model are refused."""
 
     def __init__(self) -> None:
         self.usage = Usage()

@@ -184,6 +184,7 @@ class VllmBackend(HuggingFaceTokenization, Backend):
         """The engine core and its workers, ended on close if vLLM left any behind."""
         self.tokenizer = tokenizer
         self.config = config
+        self.model = config.model
         self.on_cpu = on_cpu
         self._request_ids = itertools.count()
         self._closed = False

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -89,70 +90,75 @@ class RunConfig(BaseModel):
 
 def experiment(
     settings: dict[str, Any], folder: Path, host: EngineHost, *, keep_engine: bool
-) -> float | None:
-    """One run: validate, solve what is pending in ``folder``, write the summary."""
+) -> Summary | None:
+    """One run: validate, solve what is pending in ``folder``, write the summary; the summary
+    (None when no problem has a record)."""
     try:
         config = RunConfig.model_validate(settings)
     except ValidationError as exc:
         raise BadRequestError(describe_validation_error("run", exc)) from None
     strategy = strategies.build(config.strategy)
+    strategy.check_backend(config.backend)
     budget = build_budget(config.budget)
     source = dataset_config(config.dataset)
     problems = load_problems(source)
-    run = RunDir(folder)
-    done = run.start(settings, resume=config.resume, problem_ids=[p.id for p in problems])
-    found_versions = versions(config.backend)
-    run.record_versions(found_versions)
-    done_ids = {record.id for record in done}
-    pending = [(i, p) for i, p in enumerate(problems) if p.id not in done_ids]
-    log.info("%s: %d problems, %d done before, %d to solve with %s",
-             folder, len(problems), len(done), len(pending), strategy.name)
+    with RunDir(folder) as run:  # one job at a time in a folder, until its summary is written
+        done = run.start(settings, resume=config.resume, problem_ids=[p.id for p in problems])
+        found_versions = versions(config.backend)
+        run.record_versions(found_versions)
+        done_ids = {record.id for record in done}
+        pending = [(i, p) for i, p in enumerate(problems) if p.id not in done_ids]
+        log.info("%s: %d problems, %d done before, %d to solve with %s",
+                 folder, len(problems), len(done), len(pending), strategy.name)
 
-    async def solve() -> Progress:
-        backend, reused = await host.backend(config.backend)
-        log.info("engine: %s", "reused from the previous job" if reused else "started")
-        bar = tqdm(total=len(problems), initial=len(done), desc=strategy.name, unit="problem",
-                   disable=not config.progress, file=sys.stderr, dynamic_ncols=True)
+        async def solve() -> Progress:
+            backend, reused = await host.backend(config.backend)
+            log.info("engine: %s in process %d",
+                     "reused from the previous job" if reused else "started", os.getpid())
+            bar = tqdm(total=len(problems), initial=len(done), desc=strategy.name, unit="problem",
+                       disable=not config.progress, file=sys.stderr, dynamic_ncols=True)
+            try:
+                return await solve_problems(
+                    pending, strategy=strategy, backend=backend, budget=budget,
+                    records=run.records, done=done, seed=config.seed,
+                    concurrency=config.concurrency, bar=bar,
+                )
+            finally:
+                bar.close()
+                run.records.close()
+                if not keep_engine:
+                    await host.release()
+
+        started = time.perf_counter()
+        progress, summary = Progress(), None
         try:
-            return await solve_problems(
-                pending, strategy=strategy, backend=backend, budget=budget, records=run.records,
-                done=done, seed=config.seed, concurrency=config.concurrency, bar=bar,
+            if pending:
+                progress = host.run(solve())
+        finally:  # also when interrupted: the summary covers the records written so far
+            records = run.records.read()
+            if records:
+                summary = summarize(
+                    records, ks=config.metrics.k, subsamples=config.metrics.subsamples,
+                    seed=config.seed,
+                )
+                run.write_summary({
+                    "dataset": source.label,
+                    "strategy": strategy.name,
+                    "complete": len(records) == len(problems),
+                    "problems_total": len(problems),
+                    **summary.model_dump(mode="json"),
+                    "seconds_this_run": time.perf_counter() - started,
+                    "solved_this_run": progress.solved,
+                    "versions": found_versions,
+                    "config": settings,
+                })
+                _log_summary(summary)
+        if progress.failed:
+            raise BackendError(
+                f"{len(progress.failed)} problems failed in the backend "
+                f"(e.g. {progress.failed[0]!r}); run the same command again to retry them"
             )
-        finally:
-            bar.close()
-            run.records.close()
-            if not keep_engine:
-                await host.release()
-
-    started = time.perf_counter()
-    progress, summary = Progress(), None
-    try:
-        if pending:
-            progress = host.run(solve())
-    finally:  # also when interrupted: the summary covers the records written so far
-        records = run.records.read()
-        if records:
-            summary = summarize(
-                records, ks=config.metrics.k, subsamples=config.metrics.subsamples, seed=config.seed
-            )
-            run.write_summary({
-                "dataset": source.label,
-                "strategy": strategy.name,
-                "complete": len(records) == len(problems),
-                "problems_total": len(problems),
-                **summary.model_dump(mode="json"),
-                "seconds_this_run": time.perf_counter() - started,
-                "solved_this_run": progress.solved,
-                "versions": found_versions,
-                "config": settings,
-            })
-            _log_summary(summary)
-    if progress.failed:
-        raise BackendError(
-            f"{len(progress.failed)} problems failed in the backend (e.g. {progress.failed[0]!r}); "
-            "run the same command again to retry them"
-        )
-    return summary.accuracy if summary is not None else None
+        return summary
 
 
 def _log_summary(summary: Summary) -> None:
@@ -191,10 +197,10 @@ def _job(cfg: DictConfig) -> float | None:
     folder = Path(HydraConfig.get().runtime.output_dir)
     if not _in_launching_process():  # a worker: Hydra's launcher reports what it raises
         _let_workers_spawn()
-        return experiment(settings, folder, HOST, keep_engine=False)  # type: ignore[arg-type]
+        return _accuracy(experiment(settings, folder, HOST, keep_engine=False))  # type: ignore[arg-type]
     sequential_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        return experiment(settings, folder, HOST, keep_engine=sequential_sweep)  # type: ignore
+        return _accuracy(experiment(settings, folder, HOST, keep_engine=sequential_sweep))  # type: ignore
     except BadRequestError as exc:
         exit_with(exc, 2)
     except PonderError as exc:
@@ -203,6 +209,11 @@ def _job(cfg: DictConfig) -> float | None:
         print(f"interrupted; run the same command again to continue {folder}", file=sys.stderr)
         exit_with(None, 130)
     return None
+
+
+def _accuracy(summary: Summary | None) -> float | None:
+    """What a job returns, for Hydra's optimizing sweepers."""
+    return summary.accuracy if summary is not None else None
 
 
 def exit_with(error: Exception | None, status: int) -> NoReturn:

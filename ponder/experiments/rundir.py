@@ -5,6 +5,12 @@
     summary.json    the metrics, the config and the versions, rewritten as each invocation ends
     versions.json   the versions of ponder, vLLM, the model ... when the run started
     run.log         Hydra's log of the job
+    .lock           held (flock) by the job that has the folder: one writer at a time
+
+A folder belongs to one job at a time (``with RunDir(path) as run:``): a second job that wants
+it (a sweep that names the same point twice, an Optuna batch that proposes one config twice)
+waits until the first has written its summary, then resumes the folder, finding its problems
+done.
 
 A folder with records is continued (``resume=true``, the default): only problems without a
 record run. That is safe only for the same experiment, so the keys that decide the records
@@ -17,8 +23,10 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
+from filelock import FileLock, Timeout
 from omegaconf import OmegaConf
 
 from ponder.errors import BadRequestError
@@ -38,12 +46,33 @@ class RunDir:
         self.summary_file = path / "summary.json"
         self.versions_file = path / "versions.json"
         self.records = RecordLog(path / "records.jsonl")
+        self._lock = FileLock(path / ".lock")
+
+    def __enter__(self) -> RunDir:
+        """Take the folder, waiting while another job (another process) has it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            log.info("%s is in use by another job; waiting until it ends", self.path)
+            self._lock.acquire()
+            log.info("%s is free; continuing it", self.path)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._lock.release()
 
     def start(
         self, config: Mapping[str, Any], *, resume: bool, problem_ids: Iterable[str]
     ) -> list[ProblemRecord]:
         """Prepare the folder for ``config``; the records of problems already done."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        if not self._lock.is_locked:
+            raise RuntimeError(f"{self.path}: start() outside `with RunDir(...)`: not locked")
         done = self.records.read() if resume else []
         if done:
             self._check_same_experiment(config)

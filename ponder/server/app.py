@@ -72,7 +72,12 @@ def create_app(
         engine = EngineSupervisor(settings, backend=backend, **loud)
     else:
         engine = EngineSupervisor(settings, lambda: engines.backend(backend_spec), **loud)
-    serving = Service(engine, settings, metrics)
+    served = backend.model if backend is not None else (
+        backend_spec.get("model") if isinstance(backend_spec, Mapping) else backend_spec
+    )
+    serving = Service(engine, settings, metrics, served)
+    if settings.profiles is not None:  # the operator's: a bad file or another model's fails now
+        serving.profile
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

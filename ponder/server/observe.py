@@ -23,7 +23,7 @@ class ObservedBackend(Backend):
     def __init__(self, inner: Backend, listener: Listener) -> None:
         super().__init__()
         self.inner, self.listener = inner, listener
-        self.name = inner.name
+        self.name, self.model = inner.name, inner.model
         self._calls = 0
 
     def __getattr__(self, name: str) -> Any:

@@ -17,15 +17,15 @@ from ponder.errors import BackendDeadError
 from ponder.core.result import Result
 from ponder.core.thinking import ThinkingFormat
 from ponder.runtime import Run
-from ponder.server.auto import decide
 from ponder.server.engine import EngineSupervisor
 from ponder.server.errors import ApiError
 from ponder.server.metrics import Metrics
 from ponder.server.observe import Listener, ObservedBackend
 from ponder.server.plan import Plan, build_strategy
-from ponder.server.profiles import Profile, load_profile
 from ponder.server.settings import ServerSettings
+from ponder.strategies.auto import decide
 from ponder.strategies.base import DEFAULT_SYSTEM_PROMPT
+from ponder.strategies.profile import Profile, load_profile
 
 T = TypeVar("T")
 
@@ -42,8 +42,11 @@ class Outcome:
 class Service:
     """What the routes share: the engine, the settings, the metrics and the runs in flight."""
 
-    def __init__(self, engine: EngineSupervisor, settings: ServerSettings, metrics: Metrics) -> None:
-        self.engine, self.settings, self.metrics = engine, settings, metrics
+    def __init__(self, engine: EngineSupervisor, settings: ServerSettings, metrics: Metrics,
+                 model: str | None = None) -> None:
+        """``model``: what the backend serves, known before it loads, which the profile of
+        'auto' must have been made for."""
+        self.engine, self.settings, self.metrics, self.model = engine, settings, metrics, model
         self.runs: set[asyncio.Task[Any]] = set()
         self._profile: Profile | None = None
 
@@ -55,7 +58,9 @@ class Service:
     @property
     def profile(self) -> Profile:
         if self._profile is None:
-            self._profile = load_profile(self.settings.profiles)
+            self._profile = load_profile(
+                self.settings.profiles, model=self.model, force=self.settings.force_profile
+            )
         return self._profile
 
     def check_prompt(self, plan: Plan, param: str) -> None:

@@ -35,6 +35,10 @@ class ServerSettings(BaseModel):
     profiles: Path | None = Field(
         None, description="Accuracy-vs-tokens profiles for strategy 'auto' (None: the shipped one)."
     )
+    force_profile: bool = Field(
+        False, description="Use the profiles even when they were made for another model than "
+        "the backend's."
+    )
     max_restarts: int = Field(
         5, ge=0, description="Engine restarts allowed within restart_window_s; after that the "
         "server stays unavailable (503) until it is restarted itself.",

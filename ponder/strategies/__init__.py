@@ -5,6 +5,7 @@ from ponder.runtime import Run
 from ponder.strategies import (
     adaptive,
     astar,
+    auto,
     beam,
     best_of_n,
     budget_forcing,
@@ -22,6 +23,7 @@ from ponder.strategies import (
 )
 from ponder.strategies.adaptive import AdaptiveSampling
 from ponder.strategies.astar import AStar
+from ponder.strategies.auto import Auto
 from ponder.strategies.base import Strategy, strategies
 from ponder.strategies.beam import BeamSearch
 from ponder.strategies.best_of_n import BestOfN
@@ -41,6 +43,7 @@ from ponder.strategies.tot_dfs import TreeOfThoughtsDFS
 __all__ = [
     "AStar",
     "AdaptiveSampling",
+    "Auto",
     "BeamSearch",
     "BestOfN",
     "BudgetForcing",
@@ -60,6 +63,7 @@ __all__ = [
     "TreeOfThoughtsDFS",
     "adaptive",
     "astar",
+    "auto",
     "beam",
     "best_of_n",
     "budget_forcing",

@@ -44,6 +44,11 @@ class Strategy(Part, abc.ABC):
     @abc.abstractmethod
     async def run(self, problem: Problem, ctx: Run) -> Result: ...
 
+    def check_backend(self, backend: Mapping[str, Any]) -> None:
+        """Refuse a backend config (``{kind, model, ...}``) this strategy cannot serve, with a
+        BadRequestError that says why. Called before the backend is built, so a mismatch
+        (a profile made for another model) costs no engine start; the default accepts any."""
+
     def gives_logprobs(self) -> bool:
         """Whether this strategy's candidates carry token logprobs, for a parent strategy
         whose verifier reads them."""

@@ -20,6 +20,7 @@ from ponder.strategies.step_generators import step_generators
 FILES: dict[str, str] = {
     "adaptive": "adaptive",
     "astar": "astar",
+    "auto": "auto",
     "beam": "beam",
     "beam_spec_reason": "beam",
     "beam_with_judge": "beam",

@@ -297,6 +297,7 @@ def deepconf(draw: Draw, backend: ScriptedBackend) -> Strategy:
 BUILDERS: dict[str, Callable[[Draw, ScriptedBackend], Strategy]] = {
     "adaptive": adaptive,
     "astar": astar,
+    "auto": lambda draw, backend: strategies.build({"name": "auto"}),  # the shipped profile
     "beam": _step_search(BeamSearch),
     "best_of_n": best_of_n,
     "budget_forcing": budget_forcing,

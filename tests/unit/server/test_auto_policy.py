@@ -1,21 +1,19 @@
-"""'auto' picks as documented: difficulty from probe agreement, then the most accurate profile
-point for that difficulty that fits the tokens left (ties: cheaper, then earlier)."""
+"""'auto' through the endpoint (the policy itself: tests/unit/strategies/test_auto.py), the
+profiles a server refuses at start-up, and profiles made from experiment runs."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
 import yaml
 from server_helpers import answers, chat, client
 
-from ponder.budgets import Budget, Ledger
+from ponder.cli import main
 from ponder.core.problem import Problem
 from ponder.errors import BadRequestError
-from ponder.runtime import Run
-from ponder.server.auto import choose, decide
-from ponder.server.profiles import Profile, Thresholds, agreement, load_profile
+from ponder.server import ServerSettings, create_app
+from ponder.strategies.profile import Profile
 
 PROFILE = Profile(points=(
     {"strategy": {"name": "self_consistency", "n": 1}, "generated_tokens": 100,
@@ -27,56 +25,6 @@ PROFILE = Profile(points=(
     {"strategy": {"name": "best_of_n", "n": 4}, "generated_tokens": 400,
      "accuracy": {"easy": 0.85, "medium": 0.60, "hard": 0.20}},
 ))
-
-
-@pytest.mark.parametrize(("difficulty", "tokens_left", "picked", "fits"), [
-    ("easy", None, ("self_consistency", 16), True),       # no limit: the most accurate
-    ("easy", 1000, ("self_consistency", 1), True),        # 0.90 twice: the cheaper one
-    ("medium", 1000, ("self_consistency", 4), True),      # 0.60 at 400 twice: the earlier one
-    ("hard", 1000, ("best_of_n", 4), True),               # hard: best-of-N beats voting here
-    ("hard", 5000, ("self_consistency", 16), True),
-    ("medium", 399, ("self_consistency", 1), True),       # only the cheapest fits
-    ("hard", 50, ("self_consistency", 1), False),         # nothing fits: the cheapest, said so
-], ids=["easy-unlimited", "easy-tie-cheaper", "medium-tie-earlier", "hard-1000", "hard-5000",
-        "medium-399", "nothing-fits"])
-def test_choose(difficulty: str, tokens_left: float | None, picked: tuple[str, int], fits: bool) -> None:
-    choice = choose(PROFILE, difficulty, tokens_left)
-    assert (choice.point.strategy["name"], choice.point.strategy["n"]) == picked
-    assert choice.fits is fits
-    assert difficulty in choice.reason or not fits
-
-
-@pytest.mark.parametrize(("share", "bucket"), [(1.0, "easy"), (0.75, "easy"), (0.74, "medium"),
-                                               (0.5, "medium"), (0.49, "hard"), (0.0, "hard")])
-def test_difficulty_buckets(share: float, bucket: str) -> None:
-    assert Thresholds().bucket(share) == bucket
-
-
-@pytest.mark.parametrize(("answers_", "share"), [
-    (["12", "12", "12.0", "13"], 0.75), (["1", "2", "3", "4"], 0.25),
-    ([None, None, "5", None], 0.25), ([None] * 4, 0.0),
-])
-def test_agreement_counts_equivalent_answers(answers_: list[str | None], share: float) -> None:
-    assert agreement(answers_) == share
-
-
-@pytest.mark.parametrize(("probe_answers", "difficulty", "picked"), [
-    (("12",), "easy", ("self_consistency", 1)),
-    (("12", "13"), "medium", ("self_consistency", 4)),
-    (("1", "2", "3", "4"), "hard", ("best_of_n", 4)),
-])
-async def test_decide_probes_then_chooses_and_charges_the_probes(
-    probe_answers: tuple[str, ...], difficulty: str, picked: tuple[str, int],
-) -> None:
-    backend = answers(*probe_answers)
-    ledger = Ledger(Budget(generated_tokens=1200))
-    decision = await decide(Problem(prompt="6 * 2?"), Run(backend, ledger, random.Random(0)), PROFILE)
-    assert decision.difficulty == difficulty
-    assert (decision.strategy["name"], decision.strategy["n"]) == picked
-    assert len(decision.probe_answers) == 4
-    assert backend.requests[0].params.n == 4 and backend.requests[0].params.max_tokens == 128
-    spent = ledger.spent.generated_tokens
-    assert spent > 0 and decision.tokens_left == 1200 - spent
 
 
 async def test_auto_through_the_endpoint_says_what_and_why(tmp_path: Path) -> None:
@@ -93,20 +41,26 @@ async def test_auto_through_the_endpoint_says_what_and_why(tmp_path: Path) -> No
     assert len(body["ponder"]["trace"]["candidates"]) == 1
 
 
-def test_the_shipped_profile_loads() -> None:
-    profile = load_profile()
-    assert profile.points and profile.source
+def test_the_server_refuses_at_start_up_profiles_made_for_another_model(tmp_path: Path) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump({**PROFILE.model_dump(mode="json"), "model": "qwen3-8b"}))
+    backend = answers("12")
+    backend.model = "embedded"
+    with pytest.raises(BadRequestError, match="made for model 'qwen3-8b', not 'embedded'"):
+        create_app(ServerSettings(profiles=path), backend=backend)
+    create_app(ServerSettings(profiles=path, force_profile=True), backend=backend)
 
 
-def test_a_bad_profile_names_the_field(tmp_path: Path) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump({"points": [{"strategy": {"name": "x"}, "generated_tokens": 1,
-                                                "accuracy": {"easy": 1}}]}))
-    with pytest.raises(BadRequestError, match=r"points\.0\.accuracy"):
-        load_profile(path)
+def test_ponder_serve_refuses_them_before_it_listens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump({**PROFILE.model_dump(mode="json"), "model": "qwen3-8b"}))
+    assert main(["serve", "backend=embedded", "--port", "0", "--profiles", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "made for model 'qwen3-8b', not 'embedded'" in err and "listening on" not in err
 
 
-def _run_dir(root: Path, n: int, answers_per_problem: dict[str, list[str]], selected: dict[str, str]) -> Path:
+def _run_dir(root: Path, n: int, answers_per_problem: dict[str, list[str]], selected: dict[str, str],
+             model: str = "embedded") -> Path:
     """A run folder as ``ponder run`` leaves it: config.yaml and records.jsonl."""
     from ponder.core.result import Candidate, Result
     from ponder.core.usage import Usage
@@ -114,7 +68,8 @@ def _run_dir(root: Path, n: int, answers_per_problem: dict[str, list[str]], sele
 
     folder = root / f"n={n}"
     folder.mkdir()
-    (folder / "config.yaml").write_text(yaml.safe_dump({"strategy": {"name": "self_consistency", "n": n}}))
+    (folder / "config.yaml").write_text(yaml.safe_dump({
+        "strategy": {"name": "self_consistency", "n": n}, "backend": {"kind": "vllm", "model": model}}))
     log = RecordLog(folder / "records.jsonl")
     for index, (pid, answers_) in enumerate(answers_per_problem.items()):
         candidates = [Candidate(i, f"Answer: {a}", 10, "stop", a) for i, a in enumerate(answers_[:n])]
@@ -139,3 +94,14 @@ def test_a_profile_from_runs_buckets_by_the_widest_runs_first_answers(tmp_path: 
     assert profile.points[0].accuracy == {"easy": 1.0, "medium": 1.0, "hard": 1.0}
     assert profile.points[1].accuracy == {"easy": 1.0, "medium": 0.5, "hard": 0.0}
     assert profile.source.startswith("2 problems (easy: 1, medium: 0, hard: 1)")
+    assert profile.model == "embedded"  # the runs' backend.model
+
+
+def test_a_profile_from_runs_of_two_models_is_refused(tmp_path: Path) -> None:
+    answers_ = {"easy": ["1", "1", "1", "1"]}
+    one = _run_dir(tmp_path, 1, answers_, {"easy": "1"})
+    four = _run_dir(tmp_path, 4, answers_, {"easy": "1"}, model="qwen3-8b")
+    from ponder.server.profiles import profile_from_runs
+
+    with pytest.raises(BadRequestError, match=r"different models \(embedded, qwen3-8b\)"):
+        profile_from_runs([one, four])
