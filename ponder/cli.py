@@ -3,6 +3,7 @@
     ponder solve "What is 17 + 25?" strategy=self_consistency strategy.n=16 \
         budget.generated_tokens=4000 backend=embedded
     ponder run -m strategy.n=1,4,16 dataset=word_problems     # experiment runs (Hydra)
+    ponder tune dataset.size=24 tune.trials=16                # fronts + an 'auto' profile (Hydra)
     ponder verifier train arithmetic dataset.size=60          # a learned verifier (Hydra)
     ponder report runs/sweep                                  # table + scaling curve
     ponder serve backend=embedded --host 127.0.0.1 --port 8000  # OpenAI-compatible endpoint
@@ -105,6 +106,12 @@ def _run(args: argparse.Namespace) -> int:
     return run_app(args.hydra_args)
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from ponder.tuning.app import main as tune_app
+
+    return tune_app(args.hydra_args)
+
+
 def _verifier(args: argparse.Namespace) -> int:
     from ponder.experiments.verifier_training import main as train_app
 
@@ -142,7 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
             model_name=args.model_name, api_keys=tuple(keys), caps=caps,
             max_prompt_tokens=args.max_prompt_tokens, max_body_bytes=args.max_body_bytes,
             per_key_concurrency=args.per_key_concurrency, default_strategy=config["strategy"],
-            profiles=args.profiles, max_restarts=args.max_restarts,
+            profiles=args.profiles, force_profile=args.force_profile, max_restarts=args.max_restarts,
             restart_backoff_s=args.restart_backoff_s,
         )
     except ValidationError as exc:
@@ -197,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run, hydra_args=[])  # its arguments are Hydra's: see _parse
 
+    tune = commands.add_parser(
+        "tune", add_help=False,
+        help="search strategy configs for accuracy against tokens; writes fronts and an 'auto' profile (a Hydra app)",
+    )
+    tune.set_defaults(handler=_tune, hydra_args=[])  # its arguments are Hydra's: see _parse
+
     verifier = commands.add_parser(
         "verifier", add_help=False,
         help="`verifier train DATASET key=value ...`: train a learned verifier (a Hydra app)",
@@ -221,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-bytes", type=int, default=1_000_000)
     serve.add_argument("--per-key-concurrency", type=int, default=64)
     serve.add_argument("--profiles", help="accuracy-vs-tokens profiles for strategy 'auto'")
+    serve.add_argument("--force-profile", action="store_true",
+                       help="use the profiles even when they were made for another model")
     serve.add_argument("--grace-s", type=float, default=30.0,
                        help="on shutdown, how long in-flight requests may finish before they are cancelled")
     serve.add_argument("--max-restarts", type=int, default=5,
@@ -244,11 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    """Everything after ``run`` or ``verifier train`` goes to Hydra untouched (argparse would
+    """Everything after ``run``, ``tune`` or ``verifier train`` goes to Hydra untouched (argparse would
     claim ``-m``, ``--cfg``)."""
     flags = len(list(itertools.takewhile(lambda arg: arg.startswith("-"), argv)))
-    if argv[flags:flags + 1] == ["run"]:
-        args = build_parser().parse_args([*argv[:flags], "run"])
+    if argv[flags:flags + 1] in (["run"], ["tune"]):
+        args = build_parser().parse_args([*argv[:flags], argv[flags]])
         args.hydra_args = argv[flags + 1:]
         return args
     if argv[flags:flags + 2] == ["verifier", "train"]:
