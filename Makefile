@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python benchmarks/short_mk_cancellation.py
 	$(BIN)/python benchmarks/search_speed.py
 	$(BIN)/python benchmarks/server_load.py
+	$(BIN)/python benchmarks/auto_vs_fixed.py
 	$(MAKE) bench-peers
 
 # ponder against its_hub and the raw engine (16 problems, N=4,8,16; long on a small CPU).

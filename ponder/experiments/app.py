@@ -174,14 +174,14 @@ def _log_summary(summary: Summary) -> None:
     )
 
 
-def _in_launching_process() -> bool:
+def in_launching_process() -> bool:
     """Whether this job runs in the ``ponder run`` process itself (a single run, or the basic
     launcher's sweep) rather than in a launcher's worker process (joblib, submitit, Ray)."""
     hydra_config = HydraConfig.get()
     return hydra_config.mode == RunMode.RUN or hydra_config.launcher._target_ == _BASIC_LAUNCHER
 
 
-def _let_workers_spawn() -> None:
+def let_workers_spawn() -> None:
     """A joblib (loky) worker's default start method is 'loky', which a process spawned from
     it cannot set up again, so vLLM's engine core would fail to start: use 'spawn' there."""
     if multiprocessing.get_start_method(allow_none=True) == "loky":
@@ -195,8 +195,8 @@ def _job(cfg: DictConfig) -> float | None:
     except BadRequestError as exc:
         exit_with(exc, 2)
     folder = Path(HydraConfig.get().runtime.output_dir)
-    if not _in_launching_process():  # a worker: Hydra's launcher reports what it raises
-        _let_workers_spawn()
+    if not in_launching_process():  # a worker: Hydra's launcher reports what it raises
+        let_workers_spawn()
         return _accuracy(experiment(settings, folder, HOST, keep_engine=False))  # type: ignore[arg-type]
     sequential_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:

@@ -1,6 +1,6 @@
 """The budget-aware OpenAI-compatible endpoint (``ponder serve``); see ``app.create_app``.
 
-The app is imported on first use, so ``python -m ponder.server.profiles`` does not load it.
+The app is imported on first use, so importing ``ponder.server.settings`` does not load it.
 """
 
 from typing import Any

@@ -35,7 +35,7 @@ from ponder.config import compose, config_dir, settled
 from ponder.core.registry import describe_validation_error
 from ponder.errors import BadRequestError
 from ponder.experiments.app import (
-    HOST, RunConfig, _in_launching_process, _let_workers_spawn, call_hydra_app, experiment,
+    HOST, RunConfig, call_hydra_app, experiment, in_launching_process, let_workers_spawn,
 )
 from ponder.experiments.datasets import dataset_config, load_problems
 from ponder.tuning.results import write_results
@@ -80,9 +80,9 @@ def _trial(cfg: DictConfig) -> list[float]:
     label = settings["arm"]
     strategy = space.arms[label].trial_strategy(trial_values(settings, label))
     folder = Path(HydraConfig.get().runtime.output_dir)
-    in_worker = not _in_launching_process()
+    in_worker = not in_launching_process()
     if in_worker:
-        _let_workers_spawn()
+        let_workers_spawn()
     summary = experiment(run_settings(settings, strategy), folder, HOST, keep_engine=not in_worker)
     if summary is None or summary.accuracy is None:
         raise BadRequestError(f"trial {folder.name}: no graded problem, so no accuracy")

@@ -54,10 +54,13 @@ def pareto_front(points: Sequence[TrialPoint], cost: str = "generated_tokens") -
     return front
 
 
-def front_table(points: Sequence[TrialPoint], front: Sequence[TrialPoint]) -> str:
+def front_table(points: Sequence[TrialPoint], front: Sequence[TrialPoint],
+                time_front: Sequence[TrialPoint] | None = None) -> str:
     """An aligned text table of ``points`` by mean generated tokens (tokens and seconds per
-    problem); ``front`` (points of ``points``, as ``pareto_front`` returns them) is marked *."""
+    problem); ``front`` (points of ``points``, as ``pareto_front`` returns them) is marked *,
+    and so is ``time_front`` (the front by wall time) in a column of its own when given."""
     on_front = {id(point) for point in front}
+    on_time_front = {id(point) for point in time_front or ()}
     rows = [
         {
             "label": point.label,
@@ -65,6 +68,8 @@ def front_table(points: Sequence[TrialPoint], front: Sequence[TrialPoint]) -> st
             "tokens": point.generated_tokens,
             "seconds": point.wall_seconds,
             "front": "*" if id(point) in on_front else "",
+            **({"time_front": "*" if id(point) in on_time_front else ""}
+               if time_front is not None else {}),
         }
         for point in sorted(points, key=lambda point: point.generated_tokens)
     ]

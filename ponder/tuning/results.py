@@ -90,7 +90,7 @@ def write_results(study: StudyDir, config: Mapping[str, Any], profile_path: Path
     fronts = {bucket: pareto_front(per_bin[bucket]) for bucket in BUCKETS}
     token_front, time_front = pareto_front(points), pareto_front(points, cost="wall_seconds")
 
-    table = front_table(points, token_front)
+    table = front_table(points, token_front, time_front)
     (study.path / "front.txt").write_text(table + "\n")
     _write_csv(study.path / "trials.csv", runs, per_bin, token_front, time_front)
     plot_fronts(points, per_bin, study.path / "fronts.png")

@@ -25,26 +25,11 @@ STUDY_NAME = "ponder"
 class StudyDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).resolve()
-
-    @property
-    def identity_file(self) -> Path:
-        return self.path / "study.json"
-
-    @property
-    def space_file(self) -> Path:
-        return self.path / "space.json"
-
-    @property
-    def storage(self) -> str:
-        return f"sqlite:///{self.path / 'study.db'}"
-
-    @property
-    def probe_dir(self) -> Path:
-        return self.path / "probe"
-
-    @property
-    def trials_dir(self) -> Path:
-        return self.path / "trials"
+        self.identity_file = self.path / "study.json"
+        self.space_file = self.path / "space.json"
+        self.storage = f"sqlite:///{self.path / 'study.db'}"
+        self.probe_dir = self.path / "probe"
+        self.trials_dir = self.path / "trials"
 
     def start(self, identity: Mapping[str, Any], space_json: str) -> bool:
         """Create the folder, or check that it holds this study; whether it existed."""

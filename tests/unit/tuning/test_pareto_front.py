@@ -92,3 +92,13 @@ def test_the_table_lists_every_trial_by_tokens_and_marks_the_front() -> None:
     assert [line.split()[0] for line in lines[1:]] == ["greedy", "sc4", "bon4", "sc8"]
     assert lines[2].split() == ["sc4", "0.500", "[0.250,", "0.750]", "400", "3.000", "*"]
     assert lines[3].split() == ["bon4", "0.400", "450", "2.000"]  # off the front: no mark
+
+
+def test_the_table_marks_the_front_by_wall_time_in_a_column_of_its_own() -> None:
+    lines = front_table(TRIALS, pareto_front(TRIALS), pareto_front(TRIALS, cost="wall_seconds")).splitlines()
+    assert lines[0].split() == ["label", "accuracy", "tokens", "seconds", "front", "time_front"]
+    at = lines[0].index("time_front")
+    marks = {line.split()[0]: (line[at - 7:at].strip(), line[at:].strip()) for line in lines[1:]}
+    # bon16 is off the token front but the fastest, and beats bon4, sc4 and greedy in time
+    assert marks == {"greedy": ("*", ""), "sc4": ("*", ""), "bon4": ("", ""), "sc8": ("*", "*"),
+                     "bon16": ("", "*")}
