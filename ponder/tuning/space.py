@@ -21,11 +21,11 @@ choice and at both ends of every range.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ponder.config import compose
 from ponder.core.registry import describe_validation_error
@@ -41,6 +41,10 @@ RESERVED = frozenset({"arm", "backend", "budget", "concurrency", "dataset", "hyd
 """Top-level keys of the tune config: an arm's label becomes one, so it may not be one of these."""
 
 Choice = str | int | float | bool | None
+
+
+RANGE_KEYS = {"low", "high", "log", "step"}
+"""The keys that make a parameter's mapping a range rather than parameters nested below it."""
 
 
 class Range(BaseModel):
@@ -87,6 +91,14 @@ class Arm(BaseModel):
     strategy: str = Field(description="The strategy config it starts from (configs/strategy/NAME).")
     params: dict[str, list[Choice] | Range] = Field(default_factory=dict)
 
+    @field_validator("params", mode="before")
+    @classmethod
+    def _dotted(cls, value: Any) -> Any:
+        """A command-line override cannot write the dotted key ``sampling.max_tokens``: it
+        nests (``{sampling: {max_tokens: ...}}``), so a mapping that is not a range is read
+        as the keys below it."""
+        return dict(_dotted_params(value)) if isinstance(value, Mapping) else value
+
     @model_validator(mode="after")
     def _choices(self) -> Arm:
         for key, values in self.params.items():
@@ -95,6 +107,14 @@ class Arm(BaseModel):
             if isinstance(values, list) and len(set(map(repr, values))) != len(values):
                 raise ValueError(f"params.{key}: a choice is listed twice")
         return self
+
+
+def _dotted_params(params: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in params.items():
+        if isinstance(value, Mapping) and not RANGE_KEYS & set(value):
+            yield from _dotted_params(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 class ResolvedArm(BaseModel):

@@ -81,3 +81,10 @@ def test_trial_values_read_the_arm_node_flat() -> None:
     space = Space.model_validate_json(resolve_space(SPACE).model_dump_json())
     with pytest.raises(BadRequestError, match="not in the arm"):
         space.arms["sc"].trial_strategy({"m": 1})
+
+
+def test_a_dotted_parameter_given_nested_as_an_override_writes_it_is_the_same_parameter() -> None:
+    nested = resolve_space({"sc": {"strategy": "self_consistency",
+                                   "params": {"sampling": {"max_tokens": [64], "temperature": {"low": 0.3, "high": 0.9}}}}})
+    assert set(nested.arms["sc"].params) == {"sampling.max_tokens", "sampling.temperature"}
+    assert nested.arms["sc"].params["sampling.temperature"].high == 0.9
