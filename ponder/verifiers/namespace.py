@@ -62,11 +62,14 @@ def interpreter_roots(python: str) -> tuple[str, ...]:
 
 
 def command(
-    bwrap: str, python: str, scripts: tuple[Path, ...], *, tmp_bytes: int
+    bwrap: str, python: str, scripts: tuple[Path, ...], *, tmp_bytes: int,
+    info_fd: int | None = None,
 ) -> list[str]:
     """The ``bwrap`` arguments that run ``python`` in a fresh sandbox; the caller appends
-    the interpreter's own arguments."""
+    the interpreter's own arguments. bwrap writes the host pid of the sandbox's PID 1 to
+    ``info_fd`` (JSON, ``child-pid``)."""
     args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            *(["--info-fd", str(info_fd)] if info_fd is not None else []),
             # the working folder first: what is bound below (a virtual environment under
             # /tmp, say) then shows through it instead of being hidden by it
             "--size", str(tmp_bytes), "--tmpfs", WORK_DIR]

@@ -159,6 +159,12 @@ class _Launch:
 
     def __init__(self, sandbox: Sandbox, work: Path | None, bwrap: str | None) -> None:
         self.sandbox, self.work, self.bwrap = sandbox, work, bwrap
+        self._inits: dict[int, int] = {}
+        """bwrap's pid to a pidfd of its sandbox's PID 1, while the sandbox may still run."""
+
+    @property
+    def namespaced(self) -> bool:
+        return self.work is None
 
     async def start(
         self, script: Path, fds: tuple[int, int, int], *, program: bool
@@ -166,11 +172,15 @@ class _Launch:
         """Run ``script``'s ``main`` with the three descriptors as its arguments, stdout piped
         back. The program's process also gets its stderr piped and the interpreter's site
         packages; the harness needs only the standard library, so it starts faster without."""
-        if self.work is None:  # the namespace sandbox
+        passed = [fd for fd in fds if fd >= 0]
+        info = None
+        if self.namespaced:
             assert self.bwrap is not None
+            info = os.pipe()
+            passed.append(info[1])
             prefix = namespace.command(
                 self.bwrap, self.sandbox.python, (_RUNNER, _HARNESS),
-                tmp_bytes=max(4 * self.sandbox.max_file_bytes, 2**20))
+                tmp_bytes=max(4 * self.sandbox.max_file_bytes, 2**20), info_fd=info[1])
             scripts, cwd, env = namespace.SCRIPTS_DIR, None, {}
         else:
             prefix = [self.sandbox.python]
@@ -179,11 +189,38 @@ class _Launch:
                      f"from {script.stem} import main; main()")
         pipe, stderr = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
         flags = ["-I", "-B"] if program else ["-I", "-B", "-S"]
-        return await asyncio.create_subprocess_exec(
-            *prefix, *flags, "-c", bootstrap, *map(str, fds), cwd=cwd, env=env,
-            pass_fds=[fd for fd in fds if fd >= 0], stdin=asyncio.subprocess.DEVNULL,
-            stdout=pipe, stderr=pipe if program else stderr, start_new_session=True,
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *prefix, *flags, "-c", bootstrap, *map(str, fds), cwd=cwd, env=env,
+                pass_fds=passed, stdin=asyncio.subprocess.DEVNULL,
+                stdout=pipe, stderr=pipe if program else stderr, start_new_session=True,
+            )
+        finally:
+            if info is not None:
+                _close(info[1])
+        if info is not None:
+            init = await _sandbox_init(info[0])
+            if init is not None:
+                self._inits[process.pid] = init
+        return process
+
+    async def stop(self, process: asyncio.subprocess.Process) -> None:
+        """Kill ``process``'s sandbox and wait until it is gone, namespace and all. bwrap
+        exits as soon as the program does, while its PID 1 may still be tearing down the
+        processes the program left behind; the wait on PID 1 covers that."""
+        if process.returncode is None:
+            kill_sandbox(process.pid, namespaced=self.namespaced)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(process.wait()), _STOP_WAIT_S)
+            if process.returncode is None:
+                kill_group(process.pid)
+        await process.wait()
+        init = self._inits.pop(process.pid, None)
+        if init is not None:
+            try:
+                await _namespace_gone(init)
+            finally:
+                _close(init)
 
 
 class Sandbox(BaseModel):
@@ -297,7 +334,7 @@ class Sandbox(BaseModel):
                 processes.append(candidate)
             except (OSError, ValueError, subprocess.SubprocessError) as exc:
                 for process in processes:
-                    await _stop(process, namespaced=launch.work is None)
+                    await launch.stop(process)
                 return f"could not start the sandbox: {exc}"
             if harnessed:
                 assert harness.stdout is not None  # piped
@@ -306,20 +343,20 @@ class Sandbox(BaseModel):
                 reports, transport = await _reader(from_program[0])
             fds.close()  # the children hold their ends; the verifier keeps only its readers
             try:
-                return await self._watch(candidate, processes, reports, timeout_s,
-                                         namespaced=launch.work is None)
+                return await self._watch(launch, candidate, processes, reports, timeout_s)
             finally:
                 if transport is not None:
                     transport.close()
 
     async def _watch(
-        self, candidate: asyncio.subprocess.Process, processes: list[asyncio.subprocess.Process],
-        reports: asyncio.StreamReader, timeout_s: float, *, namespaced: bool,
+        self, launch: _Launch, candidate: asyncio.subprocess.Process,
+        processes: list[asyncio.subprocess.Process], reports: asyncio.StreamReader,
+        timeout_s: float,
     ) -> SandboxRun:
         """Collect the stages and output until the verdict is in, the program ends, or the
         deadline; then kill every process and stop reading."""
         assert candidate.stdout is not None and candidate.stderr is not None
-        output = _Output(self.max_output_bytes, candidate.pid, namespaced=namespaced)
+        output = _Output(self.max_output_bytes, candidate.pid, namespaced=launch.namespaced)
         stages: list[dict[str, Any]] = []
         readers = [asyncio.ensure_future(output.drain(candidate.stdout)),
                    asyncio.ensure_future(output.drain(candidate.stderr, stderr=True)),
@@ -336,7 +373,7 @@ class Sandbox(BaseModel):
         except TimeoutError:
             stopped = f"timed out after {timeout_s} s"
         finally:
-            await asyncio.gather(*(_stop(p, namespaced=namespaced) for p in processes))
+            await asyncio.gather(*(launch.stop(p) for p in processes))
             _, pending = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
             for reader in pending:
                 reader.cancel()
@@ -412,15 +449,35 @@ def kill_sandbox(pid: int, *, namespaced: bool) -> None:
         kill_group(pid)
 
 
-async def _stop(process: asyncio.subprocess.Process, *, namespaced: bool) -> None:
-    """Kill ``process``'s sandbox and wait until it is gone, namespace and all."""
-    if process.returncode is None:
-        kill_sandbox(process.pid, namespaced=namespaced)
+async def _sandbox_init(info: int) -> int | None:
+    """A pidfd of the sandbox's PID 1, from the ``child-pid`` bwrap writes to its info
+    descriptor (``info``, closed here); None when bwrap wrote none (it failed to start, and
+    so left nothing running)."""
+    reader, transport = await _reader(info)
+    _close(info)
+    try:
+        async with asyncio.timeout(_STOP_WAIT_S):
+            text = await reader.read()
+        return os.pidfd_open(int(json.loads(text)["child-pid"]))
+    except (TimeoutError, OSError, ValueError, KeyError, TypeError):
+        return None
+    finally:
+        transport.close()
+
+
+async def _namespace_gone(init: int) -> None:
+    """Kill the sandbox's PID 1 (``init``, a pidfd) and wait for its exit, which the kernel
+    reports only once every other process of its namespace is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(init, signal.SIGKILL)
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+    loop.add_reader(init, lambda: exited.done() or exited.set_result(None))
+    try:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(process.wait()), _STOP_WAIT_S)
-        if process.returncode is None:
-            kill_group(process.pid)
-    await process.wait()
+            await asyncio.wait_for(exited, _STOP_WAIT_S)
+    finally:
+        loop.remove_reader(init)
 
 
 def _children(pid: int) -> list[int]:
