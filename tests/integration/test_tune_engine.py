@@ -18,7 +18,7 @@ from ponder.backends.vllm_engine import VllmBackend
 from ponder.server import ServerSettings, create_app
 from ponder.strategies.profile import load_profile
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = pytest.mark.integration
 
 PONDER = Path(sys.executable).with_name("ponder")
 # Two arms whose answers are short (one-choice parameters fix max_tokens), so a trial is quick.
@@ -66,6 +66,7 @@ def test_a_tiny_study_writes_its_front_plot_and_profile(tiny_study: tuple[Path, 
     assert all(p.strategy["sampling"]["max_tokens"] == 64 for p in profile.points)
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_auto_chooses_from_the_tuned_profile(tiny_study: tuple[Path, str], engine: VllmBackend) -> None:
     study, _ = tiny_study
     profile = load_profile(study / "profile.yaml")
@@ -76,6 +77,7 @@ async def test_auto_chooses_from_the_tuned_profile(tiny_study: tuple[Path, str],
     assert len(result.details["auto"]["probe_answers"]) == profile.probe_samples
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_the_endpoint_serves_auto_with_the_tuned_profile(
     tiny_study: tuple[Path, str], engine: VllmBackend
 ) -> None:
