@@ -60,7 +60,7 @@ from ponder.verifiers.base import Score
 from ponder.verifiers.process import ProcessVerifier
 
 if TYPE_CHECKING:
-    from ponder.runtime import Run
+    from ponder.runtime import Run as SolveRun
 
 
 class StepShape(ProcessVerifier):
@@ -70,7 +70,7 @@ class StepShape(ProcessVerifier):
     counts_as_call: ClassVar[bool] = False
 
     async def _score_steps(
-        self, problem: Problem, paths: list[list[str]], ctx: Run
+        self, problem: Problem, paths: list[list[str]], ctx: SolveRun
     ) -> list[list[float | None] | Score]:
         return [[_shape(step) for step in steps] for steps in paths]
 
@@ -171,6 +171,18 @@ def continuation_cache_share(run: Run, roots: Sequence[int]) -> tuple[float, int
         (s.prompt_tokens - s.cached_prompt_tokens) * s.request.params.n for s in continuing
     )
     return (cached / prompt if prompt else 0.0), len(continuing), recomputed
+
+
+def cacheable_share(run: Run, roots: Sequence[int], block_size: int) -> float:
+    """The most of the continuation requests' prompt tokens any prefix cache with this block
+    size could serve: whole blocks only, and never a prompt's last token (the engine computes
+    it to sample the first new token), so ``(length - 1) // block_size`` blocks per prompt.
+    With short prompts this ceiling, not the search, bounds the share."""
+    continuing = [
+        len(state.request.prompt_token_ids) for calls, root in zip(run.calls, roots) for state in calls
+        if len(state.request.prompt_token_ids) > root
+    ]
+    return sum((length - 1) // block_size * block_size for length in continuing) / max(1, sum(continuing))
 
 
 async def ceiling_round(
