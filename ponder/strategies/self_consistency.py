@@ -15,18 +15,25 @@ Free-form answers (``answers``, ``free_form``; see ``ponder.strategies.pooling``
 candidates have no short answer to vote on, the vote is taken by minimum Bayes risk or
 universal self-consistency over their texts, and ``details["chosen_by"]`` says which rule
 chose.
+
+Earlier chains (``vote_with``): chains sampled before the run, such as strategy 'auto''s probe
+answers, can count as the first of the ``n``; only the rest are sampled, and all vote together.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 from pydantic import Field, model_validator
 
 from ponder.core.problem import Problem
-from ponder.core.result import Result
+from ponder.core.result import Candidate, Result
 from ponder.runtime import Run
 from ponder.strategies.base import strategies
 from ponder.strategies.cot_trim import CoTTrim, TrimSettings
-from ponder.strategies.pooling import SampledStrategy
+from ponder.strategies.pooling import Pool, SampledStrategy
+from ponder.strategies.sampling import ChainFormat
 
 
 @strategies.register("self_consistency")
@@ -70,10 +77,37 @@ class SelfConsistency(SampledStrategy):
             result = await self.trimmed(self.trim).run(problem, ctx)
             result.strategy = self.name
             return result
-        pool = await self._draw(problem, ctx)
-        choice = await self._choose(problem, ctx, pool.candidates, "majority")
+        return await self.vote_with(problem, ctx, ())
+
+    def takes_earlier_chains(self, chain_format: ChainFormat = "words") -> bool:
+        """Whether chains of ``chain_format`` sampled elsewhere are like this strategy's own,
+        so that they can vote with them: not when its candidates are a sampler's runs, trimmed
+        chains or chains of another format."""
+        return self.sampler is None and self.trim is None and self.format == chain_format
+
+    async def vote_with(self, problem: Problem, ctx: Run, earlier: Sequence[Candidate],
+                        earlier_format: ChainFormat = "words") -> Result:
+        """The vote over ``earlier`` chains of ``earlier_format`` (their tokens spent before
+        this call) and as many new ones as ``n`` lacks; none are sampled when ``earlier`` has
+        ``n`` or more, and every earlier chain votes. ``details["earlier_chains"]`` counts
+        them when there are any."""
+        if earlier and not self.takes_earlier_chains(earlier_format):
+            raise ValueError(f"earlier {earlier_format!r} chains vote only with a "
+                             f"self-consistency that samples {earlier_format!r} chains itself "
+                             f"(format {earlier_format!r}, no sampler, no trim)")
+        missing = self.n - len(earlier)
+        if missing > 0:
+            pool = await self.model_copy(update={"n": missing})._draw(problem, ctx)
+        else:
+            pool = Pool([], budget_exhausted=False, exhausted_by=None)
+        candidates = [dataclasses.replace(c, index=i)
+                      for i, c in enumerate([*earlier, *pool.candidates])]
+        choice = await self._choose(problem, ctx, candidates, "majority")
+        details = {**choice.details, **pool.details}
+        if earlier:
+            details["earlier_chains"] = len(earlier)
         return ctx.result(
-            self.name, pool.candidates, choice.selected,
+            self.name, candidates, choice.selected,
             cut=pool.budget_exhausted or choice.budget_refused, exhausted_by=pool.exhausted_by,
-            details={**choice.details, **pool.details},
+            details=details,
         )

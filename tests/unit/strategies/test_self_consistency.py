@@ -8,6 +8,7 @@ from conftest import scripted_context
 from ponder.backends.scripted import ScriptedSample
 from ponder.budgets import Budget
 from ponder.core.problem import Problem
+from ponder.core.result import Candidate
 from ponder.core.usage import Usage
 from ponder.strategies import SamplingConfig, SelfConsistency
 
@@ -97,3 +98,38 @@ async def test_the_clock_aborts_slow_chains_and_counts_their_tokens() -> None:
     assert result.budget_exhausted and result.exhausted_by == "seconds"
     assert result.usage.cancelled_tokens > 0
     assert result.usage.generated_tokens == 18 + result.usage.cancelled_tokens
+
+
+def earlier_chains(*answers: str) -> list[Candidate]:
+    """Chains sampled before the vote (by a probe), numbered from 0 as a probe numbers them."""
+    return [Candidate(index=i, text=f"Answer: {a}", num_tokens=5, finish_reason="stop", answer=a)
+            for i, a in enumerate(answers)]
+
+
+@pytest.mark.parametrize(("n", "sampled"), [(5, [3]), (2, []), (1, [])],
+                         ids=["samples-the-rest", "enough-already", "more-than-n"])
+async def test_earlier_chains_vote_and_only_the_rest_are_sampled(n: int, sampled: list[int]) -> None:
+    ctx = scripted_context(["Answer: 7"] * 3)
+    result = await SelfConsistency(n=n).vote_with(PROBLEM, ctx, earlier_chains("9", "7"))
+    assert [r.params.n for r in ctx.backend.requests] == sampled
+    assert len(result.candidates) == 2 + sum(sampled)  # every earlier chain votes
+    assert [c.index for c in result.candidates] == list(range(len(result.candidates)))
+    assert result.answer == ("7" if sampled else "9")  # 9 and 7 tie: the earlier wins
+    assert result.details["earlier_chains"] == 2
+    assert result.usage.generated_tokens == 9 * sum(sampled)  # the earlier tokens were spent before
+
+
+@pytest.mark.parametrize("strategy", [
+    SelfConsistency(n=4, format="program"), SelfConsistency(n=4, sampler="short_mk"),
+], ids=["programs", "sampler"])
+async def test_earlier_chains_are_refused_where_they_are_unlike_the_candidates(
+    strategy: SelfConsistency,
+) -> None:
+    assert not strategy.takes_earlier_chains("words")
+    with pytest.raises(ValueError, match="earlier 'words' chains vote only with a self-consistency that samples"):
+        await strategy.vote_with(PROBLEM, scripted_context(["Answer: 7"]), earlier_chains("7"))
+
+
+def test_program_chains_vote_with_a_self_consistency_over_programs() -> None:
+    programs = SelfConsistency(n=4, format="program")
+    assert programs.takes_earlier_chains("program") and not programs.takes_earlier_chains("words")
