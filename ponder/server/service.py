@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 from ponder.backends.base import Backend
 from ponder.budgets import Ledger
-from ponder.errors import BackendDeadError
 from ponder.core.result import Result
 from ponder.core.thinking import ThinkingFormat
+from ponder.errors import BackendDeadError
 from ponder.runtime import Run
 from ponder.server.engine import EngineSupervisor
 from ponder.server.errors import ApiError
@@ -23,7 +23,7 @@ from ponder.server.metrics import Metrics
 from ponder.server.observe import Listener, ObservedBackend
 from ponder.server.plan import Plan, build_strategy
 from ponder.server.settings import ServerSettings
-from ponder.strategies.auto import decide
+from ponder.strategies.auto import decide, run_decision
 from ponder.strategies.base import DEFAULT_SYSTEM_PROMPT
 from ponder.strategies.profile import Profile, load_profile
 
@@ -88,7 +88,9 @@ class Service:
                 if listener:
                     listener({"event": "auto", **decision})
                 strategy = build_strategy(chosen.strategy, plan.sampling)
-            result = await strategy.run(plan.problem, ctx)
+                result = await run_decision(strategy, plan.problem, ctx, chosen)
+            else:
+                result = await strategy.run(plan.problem, ctx)
         except BackendDeadError as exc:
             raise self.engine.died(shared, str(exc)) from exc
         except asyncio.CancelledError:

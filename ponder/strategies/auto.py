@@ -12,17 +12,24 @@ for the compute available.
 2. Difficulty: the profile's predictor reads a feature from the probe (``agreement``: the
    share of answers equivalent to the most common one; ``score``: the mean verifier score)
    and its thresholds put the feature in a bucket (easy, medium, hard).
-3. Choose: among the points whose mean generated tokens fit in what the budget has left after
-   the probe, the most accurate at that difficulty; ties go to the cheaper point, then to the
-   earlier one in the file. When none fits, the cheapest runs (the budget cuts it short if
-   need be) and the decision says so.
-4. Run the chosen strategy on the same run, so the probe and the answer share one ledger.
+3. Choose: each point's worth is its profiled accuracy at that difficulty less the
+   profile's ``token_price`` (accuracy per 1000 generated tokens) times the tokens it adds
+   after the probe; among the points that fit in what the budget has left, the worthiest
+   runs. Ties go to the cheaper point, then to the earlier one in the file. When none fits,
+   the cheapest runs (the budget cuts it short if need be) and the decision says so. A price
+   of 0 takes the most accurate point whatever it costs.
+4. Run the chosen strategy on the same run, so the probe and the answer share one ledger. The
+   probe's answers are not thrown away: a chosen self-consistency whose chains are of the
+   probe's format (words or programs) counts them as its first chains and samples only the
+   rest (none when the probe had enough), so its added tokens are its profiled tokens times
+   the share of chains it still samples.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -45,6 +52,7 @@ from ponder.strategies.profile import (
     default_profile_path,
     load_profile,
 )
+from ponder.strategies.sampling import ChainFormat
 from ponder.strategies.self_consistency import SelfConsistency
 from ponder.verifiers.base import verifiers
 
@@ -52,27 +60,44 @@ from ponder.verifiers.base import verifiers
 @dataclass(frozen=True)
 class Choice:
     point: ProfilePoint
+    added_tokens: float
+    """What the point is expected to generate after the probe."""
     fits: bool
     """False when no point fitted the tokens left and the cheapest was taken."""
     reason: str
 
 
-def choose(profile: Profile, difficulty: str, tokens_left: float | None) -> Choice:
-    """The most accurate point at ``difficulty`` whose tokens fit ``tokens_left`` (None: no
+def added_tokens(point: ProfilePoint, probe_samples: int, probe_format: ChainFormat = "words") -> float:
+    """The generated tokens ``point`` is expected to add after the probe: a self-consistency
+    the probe's chains can vote in samples only the chains they do not stand in for."""
+    strategy = strategies.build(point.strategy)
+    if isinstance(strategy, SelfConsistency) and strategy.takes_earlier_chains(probe_format):
+        return point.generated_tokens * max(0, strategy.n - probe_samples) / strategy.n
+    return point.generated_tokens
+
+
+def choose(profile: Profile, difficulty: str, tokens_left: float | None,
+           token_price: float | None = None) -> Choice:
+    """The worthiest point at ``difficulty`` (accuracy less ``token_price``, default the
+    profile's, per 1000 added tokens) whose added tokens fit ``tokens_left`` (None: no
     limit); ties to the cheaper, then the earlier point."""
-    order = {id(p): i for i, p in enumerate(profile.points)}
-    fitting = [p for p in profile.points if tokens_left is None or p.generated_tokens <= tokens_left]
+    price = profile.token_price if token_price is None else token_price
+    costs = [added_tokens(p, profile.probe_samples, profile.probe_format) for p in profile.points]
+    ranked = sorted(range(len(costs)), key=lambda i: (costs[i], i))
+    fitting = [i for i in ranked if tokens_left is None or costs[i] <= tokens_left]
     if not fitting:
-        cheapest = min(profile.points, key=lambda p: (p.generated_tokens, order[id(p)]))
-        return Choice(cheapest, False, (
+        cheapest = ranked[0]
+        return Choice(profile.points[cheapest], costs[cheapest], False, (
             f"no profiled strategy fits the {tokens_left:.0f} generated tokens left; running the "
-            f"cheapest ({cheapest.generated_tokens:.0f} tokens per problem), cut by the budget"))
-    best = min(fitting, key=lambda p: (-p.accuracy[difficulty], p.generated_tokens, order[id(p)]))
+            f"cheapest (about {costs[cheapest]:.0f} more tokens), cut by the budget"))
+    best = max(fitting, key=lambda i: profile.points[i].accuracy[difficulty] - price * costs[i] / 1000)
+    point = profile.points[best]
     room = "no token limit" if tokens_left is None else f"{tokens_left:.0f} generated tokens left"
-    return Choice(best, True, (
-        f"{difficulty} question; with {room}, {_label(best.strategy)} has the best profiled "
-        f"accuracy at this difficulty ({best.accuracy[difficulty]:.2f}, about "
-        f"{best.generated_tokens:.0f} tokens) among {len(fitting)} strategies that fit"))
+    return Choice(point, costs[best], True, (
+        f"{difficulty} question; with {room} and {price:g} accuracy asked of every 1000 more "
+        f"tokens, {_label(point.strategy)} is the best trade among {len(fitting)} profiled "
+        f"strategies that fit (accuracy {point.accuracy[difficulty]:.2f} at this difficulty, "
+        f"about {costs[best]:.0f} more tokens)"))
 
 
 @dataclass(frozen=True)
@@ -89,39 +114,54 @@ class Decision:
     tokens_left: float | None
     expected_accuracy: float
     expected_tokens: float
+    """What the chosen strategy is expected to generate after the probe."""
     fits: bool
     reason: str
+    probe_format: ChainFormat
+    probe: list[Candidate] = field(repr=False)
+    """The probe's chains, which a chosen self-consistency of their format counts as its own."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Everything but the probe's chains (their answers are in ``probe_answers``)."""
+        return copy.deepcopy({f.name: getattr(self, f.name) for f in fields(self) if f.name != "probe"})
 
 
 def probe_for(profile: Profile) -> Strategy:
     """The probe ``profile`` reads difficulty from: best-of-N scored by its probe verifier
     when it has one (the candidates then carry scores), else self-consistency."""
     sampling = SamplingConfig(max_tokens=profile.probe_tokens)
+    shape = {"n": profile.probe_samples, "sampling": sampling, "format": profile.probe_format}
     if profile.probe_verifier is None:
-        return SelfConsistency(n=profile.probe_samples, sampling=sampling)
-    verifier = verifiers.build(profile.probe_verifier)
-    return BestOfN(n=profile.probe_samples, verifier=verifier, sampling=sampling)
+        return SelfConsistency(**shape)
+    return BestOfN(**shape, verifier=verifiers.build(profile.probe_verifier))
 
 
-async def decide(problem: Problem, ctx: Run, profile: Profile) -> Decision:
-    """Probe ``problem`` on ``ctx`` (charged to its ledger) and choose from ``profile``."""
+async def decide(problem: Problem, ctx: Run, profile: Profile,
+                 token_price: float | None = None) -> Decision:
+    """Probe ``problem`` on ``ctx`` (charged to its ledger) and choose from ``profile`` at
+    ``token_price`` (None: the profile's)."""
     result = await probe_for(profile).run(problem, ctx)
     answers = [c.answer for c in result.candidates]
     share = agreement(answers) if answers else 0.0
     value, caveat = (share, "") if profile.predictor == "agreement" else _mean_score(result.candidates)
     difficulty = profile.thresholds.bucket(value)
     tokens_left = ctx.ledger.remaining("generated_tokens")
-    choice = choose(profile, difficulty, tokens_left)
+    choice = choose(profile, difficulty, tokens_left, token_price)
     return Decision(
         strategy=dict(choice.point.strategy), difficulty=difficulty, feature=profile.predictor,
         feature_value=round(value, 3), agreement=round(share, 3), probe_answers=answers,
         tokens_left=tokens_left, expected_accuracy=choice.point.accuracy[difficulty],
-        expected_tokens=choice.point.generated_tokens, fits=choice.fits,
-        reason=caveat + choice.reason,
+        expected_tokens=round(choice.added_tokens, 1), fits=choice.fits,
+        reason=caveat + choice.reason, probe_format=profile.probe_format, probe=result.candidates,
     )
+
+
+async def run_decision(strategy: Strategy, problem: Problem, ctx: Run, decision: Decision) -> Result:
+    """Run the chosen ``strategy`` on the probe's ``ctx``; a self-consistency over chains of
+    the probe's format counts the probe's chains as its first ones."""
+    if isinstance(strategy, SelfConsistency) and strategy.takes_earlier_chains(decision.probe_format):
+        return await strategy.vote_with(problem, ctx, decision.probe, decision.probe_format)
+    return await strategy.run(problem, ctx)
 
 
 def _mean_score(candidates: list[Candidate]) -> tuple[float, str]:
@@ -149,6 +189,11 @@ class Auto(Strategy):
         False, description="Use the profile even when it was made for another model than the "
         "backend's (its accuracies are then another model's).",
     )
+    token_price: float | None = Field(
+        None, ge=0, description="Accuracy a strategy must gain for every 1000 more generated "
+        "tokens to be chosen over a cheaper one; 0: the most accurate whatever it costs; "
+        "None: the profile's.",
+    )
     _loaded: Profile = PrivateAttr()
 
     @model_validator(mode="after")
@@ -175,8 +220,8 @@ class Auto(Strategy):
 
     async def run(self, problem: Problem, ctx: Run) -> Result:
         self._check_model(ctx.backend.model)  # a backend built in Python was never checked
-        decision = await decide(problem, ctx, self._loaded)
-        result = await strategies.build(decision.strategy).run(problem, ctx)
+        decision = await decide(problem, ctx, self._loaded, self.token_price)
+        result = await run_decision(strategies.build(decision.strategy), problem, ctx, decision)
         result.strategy = self.name
         result.details["auto"] = decision.to_dict()
         return result

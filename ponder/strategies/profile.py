@@ -68,6 +68,11 @@ class Profile(BaseModel):
     )
     probe_samples: int = Field(4, ge=2, le=16, description="Probe answers difficulty is read from.")
     probe_tokens: int = Field(128, ge=8, description="Most tokens per probe answer.")
+    probe_format: Literal["words", "program"] = Field(
+        "words", description="How the probe's chains reason: 'words', or 'program' (Python "
+        "programs run in the sandbox); a chosen self-consistency of the same format counts "
+        "them among its chains."
+    )
     probe_verifier: dict[str, Any] | None = Field(
         None, description="A verifier config that scores the probe answers (needed by predictor 'score')."
     )
@@ -80,6 +85,10 @@ class Profile(BaseModel):
         description="Per feature, the share of tuning problems whose bucket it predicted right.",
     )
     thresholds: Thresholds = Thresholds()
+    token_price: float = Field(
+        0.0, ge=0, description="Accuracy a point must gain for every 1000 more generated tokens "
+        "to be chosen over a cheaper one (0: the most accurate whatever it costs)."
+    )
     points: tuple[ProfilePoint, ...] = Field(min_length=1)
 
     @field_validator("probe_verifier")

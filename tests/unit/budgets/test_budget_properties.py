@@ -16,12 +16,16 @@ time, so the ``seconds`` limit is checked without slack and every example is rep
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from property_helpers import PROBLEM, HashScores, VirtualTimeLoop, is_verdict, scripted_backend
@@ -35,6 +39,7 @@ from ponder.core.usage import Usage
 from ponder.runtime import Run
 from ponder.search.expansion import StepConfig
 from ponder.strategies import (
+    MCTS,
     AdaptiveSampling,
     AStar,
     BeamSearch,
@@ -44,7 +49,6 @@ from ponder.strategies import (
     DeepConf,
     DiverseVerifierTreeSearch,
     FirstFinish,
-    MCTS,
     ParticleFilter,
     ParticleGibbs,
     SelfConsistency,
@@ -61,6 +65,7 @@ from ponder.strategies.step_generators import SpeculativeSteps
 from ponder.verifiers import LLMJudge, ReferenceAnswer, SelfCertainty, StepJudge, Verifier
 from ponder.verifiers.confidence import ConfidenceSettings
 from ponder.verifiers.self_eval import SelfEvaluation
+from tests.unit.strategies.test_auto import PROFILE as WORDS_PROFILE
 
 EXAMPLES_PER_STRATEGY = 120
 """With the 12 registered strategies, over 1,400 examples in all."""
@@ -294,10 +299,25 @@ def deepconf(draw: Draw, backend: ScriptedBackend) -> Strategy:
     )
 
 
+@functools.cache
+def _words_profile() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="ponder-profile-")) / "profile.yaml"
+    path.write_text(yaml.safe_dump(WORDS_PROFILE.model_dump(mode="json")))
+    return path
+
+
+def auto(draw: Draw, backend: ScriptedBackend) -> Strategy:
+    """'auto' over a profile whose probe and points are chains in words, with the price drawn:
+    the shipped profile probes with programs, whose sandbox is a subprocess, and the virtual
+    clock these runs keep has no subprocesses (its choices and reuse: tests/unit/strategies)."""
+    return strategies.build({"name": "auto", "profile": str(_words_profile()),
+                             "token_price": draw(st.sampled_from([0.0, 0.1, 1.0]))})
+
+
 BUILDERS: dict[str, Callable[[Draw, ScriptedBackend], Strategy]] = {
     "adaptive": adaptive,
     "astar": astar,
-    "auto": lambda draw, backend: strategies.build({"name": "auto"}),  # the shipped profile
+    "auto": auto,
     "beam": _step_search(BeamSearch),
     "best_of_n": best_of_n,
     "budget_forcing": budget_forcing,

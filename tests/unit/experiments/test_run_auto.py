@@ -30,8 +30,11 @@ def built(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
 
 
 def profile_for(folder: Path, model: str) -> Path:
+    """The shipped profile, made for ``model``, probing in words (which the scripted answers
+    are; the chosen strategy then samples all its own chains)."""
     path = folder / "profile.yaml"
-    path.write_text(yaml.safe_dump({**load_profile().model_dump(mode="json"), "model": model}))
+    shipped = load_profile().model_dump(mode="json")
+    path.write_text(yaml.safe_dump({**shipped, "model": model, "probe_format": "words"}))
     return path
 
 

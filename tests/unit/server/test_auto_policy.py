@@ -23,10 +23,10 @@ async def test_auto_through_the_endpoint_says_what_and_why(tmp_path: Path) -> No
             strategy="auto", budget={"generated_tokens": 1000}, trace=True))).json()
     auto = body["ponder"]["auto"]
     assert auto["difficulty"] == "easy" and auto["strategy"] == {"name": "self_consistency", "n": 1}
-    assert "best profiled accuracy" in auto["reason"]
-    # usage covers the probes (4 chains) and the chosen run (1 chain), 24 tokens each
-    assert body["usage"]["completion_tokens"] == 5 * 24
-    assert len(body["ponder"]["trace"]["candidates"]) == 1
+    assert "best trade" in auto["reason"] and auto["expected_tokens"] == 0
+    # n=1 samples nothing more: the probe's 4 chains (24 tokens each) are its vote
+    assert body["usage"]["completion_tokens"] == 4 * 24
+    assert len(body["ponder"]["trace"]["candidates"]) == 4
 
 
 def test_the_server_refuses_at_start_up_profiles_made_for_another_model(tmp_path: Path) -> None:

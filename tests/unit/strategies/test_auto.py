@@ -1,7 +1,9 @@
 """Strategy 'auto' picks as documented: difficulty from the probe (the agreement of its answers,
-or their mean verifier score), then the most accurate profile point for that difficulty that
-fits the tokens left (ties: cheaper, then earlier); it refuses a profile made for another
-model unless forced, and runs the chosen strategy on the same ledger as the probe."""
+or their mean verifier score), then the profile point for that difficulty with the best
+accuracy less the token price of what it adds, among those that fit the tokens left (ties:
+cheaper, then earlier); it refuses a profile made for another model unless forced, and runs
+the chosen strategy on the same ledger as the probe, a self-consistency counting the probe's
+answers among its chains."""
 
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ from ponder.core.problem import Problem
 from ponder.errors import BadRequestError
 from ponder.runtime import Run
 from ponder.strategies import Auto, strategies
-from ponder.strategies.auto import choose, decide
-from ponder.strategies.profile import Profile, Thresholds, agreement, load_profile
+from ponder.strategies.auto import added_tokens, choose, decide
+from ponder.strategies.profile import Profile, ProfilePoint, Thresholds, agreement, load_profile
 
 POINTS = (
     {"strategy": {"name": "self_consistency", "n": 1}, "generated_tokens": 100,
@@ -57,21 +59,53 @@ def profile_file(folder: Path, **fields: Any) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("difficulty", "tokens_left", "picked", "fits"), [
-    ("easy", None, ("self_consistency", 16), True),       # no limit: the most accurate
-    ("easy", 1000, ("self_consistency", 1), True),        # 0.90 twice: the cheaper one
-    ("medium", 1000, ("self_consistency", 4), True),      # 0.60 at 400 twice: the earlier one
-    ("hard", 1000, ("best_of_n", 4), True),               # hard: best-of-N beats voting here
-    ("hard", 5000, ("self_consistency", 16), True),
-    ("medium", 399, ("self_consistency", 1), True),       # only the cheapest fits
-    ("hard", 50, ("self_consistency", 1), False),         # nothing fits: the cheapest, said so
-], ids=["easy-unlimited", "easy-tie-cheaper", "medium-tie-earlier", "hard-1000", "hard-5000",
-        "medium-399", "nothing-fits"])
-def test_choose(difficulty: str, tokens_left: float | None, picked: tuple[str, int], fits: bool) -> None:
-    choice = choose(PROFILE, difficulty, tokens_left)
+# With the probe's 4 answers voting, self-consistency n=1 and n=4 add no tokens and n=16
+# adds 12 chains' worth (1200); best-of-4 samples its own 4 (400).
+@pytest.mark.parametrize(("difficulty", "tokens_left", "price", "picked"), [
+    ("easy", None, 0.0, ("self_consistency", 16)),      # price 0: the most accurate
+    ("easy", 1000, 0.0, ("self_consistency", 1)),       # n=16 does not fit; 0.90 twice: earlier
+    ("medium", 1000, 0.0, ("self_consistency", 4)),     # 0.60 twice: the cheaper (n=4 adds 0)
+    ("hard", 1000, 0.0, ("best_of_n", 4)),              # hard: best-of-N beats voting here
+    ("hard", 5000, 0.0, ("self_consistency", 16)),
+    ("medium", None, 0.05, ("self_consistency", 16)),   # 0.70 - 0.06 beats 0.60
+    ("medium", None, 0.5, ("self_consistency", 4)),     # 0.70 - 0.60 does not
+    ("hard", None, 0.1, ("self_consistency", 16)),      # 0.30 - 0.12 > 0.20 - 0.04 > 0.15
+    ("hard", None, 0.2, ("self_consistency", 4)),       # 0.15 > 0.20 - 0.08 > 0.30 - 0.24
+], ids=["easy-unlimited", "easy-1000", "medium-tie-cheaper", "hard-1000", "hard-5000",
+        "medium-cheap-tokens", "medium-dear-tokens", "hard-price-0.1", "hard-price-0.2"])
+def test_choose(difficulty: str, tokens_left: float | None, price: float, picked: tuple[str, int]) -> None:
+    choice = choose(PROFILE, difficulty, tokens_left, price)
     assert (choice.point.strategy["name"], choice.point.strategy["n"]) == picked
-    assert choice.fits is fits
-    assert difficulty in choice.reason or not fits
+    assert choice.fits and difficulty in choice.reason and f"{price:g} accuracy" in choice.reason
+
+
+def test_the_price_defaults_to_the_profiles() -> None:
+    dear = Profile(points=POINTS, token_price=0.5)
+    assert choose(dear, "medium", None).point.strategy["n"] == 4
+    assert choose(dear, "medium", None, token_price=0.05).point.strategy["n"] == 16
+
+
+def test_when_nothing_fits_the_cheapest_runs_and_the_reason_says_so() -> None:
+    best_of = Profile(points=(POINTS[3], {**POINTS[3], "generated_tokens": 900}))
+    choice = choose(best_of, "hard", 50)
+    assert not choice.fits and choice.added_tokens == 400
+    assert choice.reason.startswith("no profiled strategy fits the 50 generated tokens left")
+
+
+@pytest.mark.parametrize(("strategy", "probe_samples", "added"), [
+    ({"name": "self_consistency", "n": 16}, 4, 1200.0),
+    ({"name": "self_consistency", "n": 16}, 2, 1400.0),
+    ({"name": "self_consistency", "n": 4}, 4, 0.0),
+    ({"name": "self_consistency", "n": 2}, 4, 0.0),
+    ({"name": "best_of_n", "n": 4}, 4, 1600.0),   # it scores its own chains
+    ({"name": "self_consistency", "n": 16, "sampler": "short_mk"}, 4, 1600.0),  # not plain chains
+    ({"name": "self_consistency", "n": 16, "format": "program"}, 4, 1600.0),
+])
+def test_added_tokens_leave_out_the_chains_the_probe_stands_in_for(
+    strategy: dict[str, Any], probe_samples: int, added: float,
+) -> None:
+    point = ProfilePoint(strategy=strategy, generated_tokens=1600, accuracy=0.5)
+    assert added_tokens(point, probe_samples) == added
 
 
 @pytest.mark.parametrize(("share", "bucket"), [(1.0, "easy"), (0.75, "easy"), (0.74, "medium"),
@@ -204,14 +238,32 @@ def test_auto_builds_from_its_run_config_with_the_shipped_profile() -> None:
     auto.check_backend(compose([])["backend"])  # the embedded model's own profile
 
 
-async def test_auto_runs_the_choice_on_the_probes_ledger(tmp_path: Path) -> None:
-    auto = strategies.build({"name": "auto", "profile": str(profile_file(tmp_path))})
+@pytest.mark.parametrize(("price", "picked", "requests"), [
+    (0.0, 16, [4, 12]),  # price 0: n=16, which samples the 12 chains the probe does not give
+    (0.5, 4, [4]),       # n=4 at no added tokens: the probe's 4 answers are its vote
+])
+async def test_auto_runs_the_choice_on_the_probes_ledger_and_reuses_its_answers(
+    tmp_path: Path, price: float, picked: int, requests: list[int],
+) -> None:
+    auto = strategies.build({"name": "auto", "profile": str(profile_file(tmp_path)), "token_price": price})
     backend = answering("12", "13")  # agreement 0.5: medium
-    # 1500 tokens: after the probe, n=4 fits with its whole reservation (4 x 256), n=16 does not
-    result = await auto.run(Problem(prompt="6 * 2?"), context(backend, generated_tokens=1500))
+    result = await auto.run(Problem(prompt="6 * 2?"), context(backend))
     chosen = result.details["auto"]
-    assert chosen["difficulty"] == "medium" and chosen["strategy"] == {"name": "self_consistency", "n": 4}
-    assert result.strategy == "auto" and len(result.candidates) == 4
-    assert [r.params.n for r in backend.requests] == [4, 4]  # the probe, then the choice
-    chains = sum(c.num_tokens for c in result.candidates)
-    assert result.usage.generated_tokens == 2 * chains  # the probe's 4 chains are counted too
+    assert chosen["difficulty"] == "medium" and chosen["strategy"] == {"name": "self_consistency", "n": picked}
+    assert "probe" not in chosen and len(chosen["probe_answers"]) == 4
+    assert [r.params.n for r in backend.requests] == requests  # the probe, then what is missing
+    assert result.strategy == "auto" and len(result.candidates) == picked
+    assert [c.index for c in result.candidates] == list(range(picked))
+    assert result.details["earlier_chains"] == 4
+    assert result.usage.generated_tokens == sum(c.num_tokens for c in result.candidates)
+
+
+async def test_a_chosen_best_of_n_samples_its_own_chains(tmp_path: Path) -> None:
+    path = profile_file(tmp_path, points=[POINTS[0], POINTS[3]])
+    auto = strategies.build({"name": "auto", "profile": str(path)})
+    backend = answering("1", "2", "3", "4")  # agreement 0.25: hard, where best-of-4 is best
+    result = await auto.run(Problem(prompt="6 * 2?"), context(backend))
+    assert result.details["auto"]["strategy"]["name"] == "best_of_n"
+    assert [r.params.n for r in backend.requests] == [4, 4]
+    assert len(result.candidates) == 4 and "earlier_chains" not in result.details
+    assert result.usage.generated_tokens == 2 * sum(c.num_tokens for c in result.candidates)
