@@ -24,7 +24,7 @@ import logging
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -51,6 +51,7 @@ class ProbeSettings(BaseModel):
     samples: int = Field(4, ge=2, le=16)
     tokens: int = Field(128, ge=8)
     verifier: str = Field("self_certainty", description="A configs/verifier/ name.")
+    format: Literal["words", "program"] = "words"
 
 
 class TuneSettings(BaseModel):
@@ -61,6 +62,7 @@ class TuneSettings(BaseModel):
     jobs: PositiveInt = 1
     seed: int = 0
     profile: Path | None = None
+    token_price: float = Field(0.5, ge=0)
     probe: ProbeSettings = ProbeSettings()
 
 
@@ -93,7 +95,8 @@ def probe_strategy(probe: ProbeSettings) -> dict[str, Any]:
     """Best-of-N over the probe's samples: its candidates carry their answers (for agreement)
     and their verifier scores (for the score feature)."""
     return compose(["strategy=best_of_n", f"verifier@strategy.verifier={probe.verifier}",
-                    f"strategy.n={probe.samples}", f"strategy.sampling.max_tokens={probe.tokens}"],
+                    f"strategy.n={probe.samples}", f"strategy.sampling.max_tokens={probe.tokens}",
+                    f"strategy.format={probe.format}"],
                    config_name="run")["strategy"]
 
 

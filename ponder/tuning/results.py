@@ -5,8 +5,9 @@ Difficulty is Snell et al.'s oracle difficulty: the model's own pass rate on eac
 problem, pooled over every candidate of every trial, cut into tertiles. 'auto' cannot know it
 for a new question, so the profile also carries a predictor: the feature of the probe run
 (the agreement of its answers, or their mean verifier score) whose fitted thresholds give the
-tuning problems' bins best. The profile's points are the union of the per-bin fronts: a point
-off every bin's front is never what 'auto' should choose.
+tuning problems' bins best. The profile's accuracies are per bucket as that predictor calls
+it, which is all 'auto' knows when it chooses, and its points are the union of those buckets'
+fronts: a point off every front is never what 'auto' should choose.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +89,6 @@ def write_results(study: StudyDir, config: Mapping[str, Any], profile_path: Path
     points = [run.point for run in runs]
     bins = oracle_bins(pass_rates([run.records for run in runs]))
     per_bin = {bucket: [_within(run, bins, bucket) for run in runs] for bucket in BUCKETS}
-    fronts = {bucket: pareto_front(per_bin[bucket]) for bucket in BUCKETS}
     token_front, time_front = pareto_front(points), pareto_front(points, cost="wall_seconds")
 
     table = front_table(points, token_front, time_front)
@@ -96,7 +97,7 @@ def write_results(study: StudyDir, config: Mapping[str, Any], profile_path: Path
     plot_fronts(points, per_bin, study.path / "fronts.png")
 
     probe = RecordLog(study.probe_dir / "records.jsonl").read()
-    profile = _profile(runs, bins, fronts, probe, config, probe_samples)
+    profile = make_profile(runs, bins, probe, config, probe_samples)
     target = profile_path or study.path / "profile.yaml"
     save_profile(profile, target, header=(
         f"Made by `ponder tune` from the study in {study.path}.\n"
@@ -120,39 +121,61 @@ def _within(run: TrialRun, bins: Mapping[str, str], bucket: str) -> TrialPoint:
                       generated_tokens=p.generated_tokens, wall_seconds=p.wall_seconds, folder=p.folder)
 
 
-def _profile(runs: Sequence[TrialRun], bins: Mapping[str, str],
-             fronts: Mapping[str, Sequence[TrialPoint]], probe: Sequence[ProblemRecord],
+def make_profile(runs: Sequence[TrialRun], bins: Mapping[str, str], probe: Sequence[ProblemRecord],
              config: Mapping[str, Any], probe_samples: int) -> Profile:
-    chosen = {p.folder for front in fronts.values() for p in front}
-    points = sorted((run for run in runs if run.point.folder in chosen),
-                    key=lambda run: run.point.generated_tokens)
+    """The profile: the predictor that fits the oracle bins best, and the points on the front
+    of some bucket *as that predictor calls it*, with their accuracy per predicted bucket,
+    since 'auto' knows only the prediction when it chooses (a point that is best on the
+    oracle's easy problems may not be on the problems the probe calls easy)."""
     features = probe_features(probe)
     fits = {}
+    values_of = {}
     for name in ("agreement", "score"):
         values = {i: getattr(f, name) for i, f in features.items() if getattr(f, name) is not None}
         if values and set(values) >= set(bins):
-            fits[name] = fit_thresholds(values, bins)
+            fits[name], values_of[name] = fit_thresholds(values, bins), values
     if not fits:
         raise BadRequestError("tune: the probe run gave no feature for every tuning problem")
     predictor = max(fits, key=lambda name: (fits[name][1], name == "agreement"))
+    thresholds = fits[predictor][0]
+    predicted = {problem: thresholds.bucket(min(max(value, 0.0), 1.0))
+                 for problem, value in values_of[predictor].items() if problem in bins}
+    chosen = {p.folder for bucket in BUCKETS
+              for p in pareto_front([_within(run, predicted, bucket) for run in runs])}
+    points = sorted((run for run in runs if run.point.folder in chosen),
+                    key=lambda run: run.point.generated_tokens)
     tune = config["tune"]
     dataset = config["dataset"].get("source")
     return Profile(
         source=f"ponder tune: {len(runs)} trials on {len(bins)} problems of {dataset}",
         model=str(config["backend"].get("model")),
         probe_samples=probe_samples, probe_tokens=tune["probe"]["tokens"],
+        probe_format=tune["probe"].get("format", "words"),
         probe_verifier=(compose([f"verifier@strategy.verifier={tune['probe']['verifier']}",
                                  "strategy=best_of_n"], config_name="run")["strategy"]["verifier"]
                         if predictor == "score" else None),
         predictor=predictor,  # type: ignore[arg-type]
         predictor_fit={name: round(share, 3) for name, (_, share) in fits.items()},
-        thresholds=Thresholds(easy_at=round(fits[predictor][0].easy_at, 3),
-                              hard_below=round(fits[predictor][0].hard_below, 3)),
+        thresholds=Thresholds(easy_at=round(thresholds.easy_at, 3),
+                              hard_below=round(thresholds.hard_below, 3)),
+        token_price=tune["token_price"],
         points=tuple(ProfilePoint(
-            strategy=run.point.strategy, generated_tokens=round(run.point.generated_tokens, 1),
-            accuracy={b: round(a, 3) for b, a in accuracy_by_bin(run.records, bins).items()},
+            strategy=_portable(run.point.strategy), generated_tokens=round(run.point.generated_tokens, 1),
+            accuracy={b: round(a, 3) for b, a in accuracy_by_bin(run.records, predicted).items()},
         ) for run in points),
     )
+
+
+def _portable(strategy: Mapping[str, Any]) -> dict[str, Any]:
+    """``strategy`` without the program sandbox's interpreter where it is the one this process
+    runs (the default, which every machine derives for itself): a profile made in one checkout
+    must not send another's programs to this checkout's virtual environment."""
+    program = strategy.get("program")
+    sandbox = program.get("sandbox") if isinstance(program, Mapping) else None
+    if not isinstance(sandbox, Mapping) or sandbox.get("python") != sys.executable:
+        return dict(strategy)
+    kept = {key: value for key, value in sandbox.items() if key != "python"}
+    return {**strategy, "program": {**program, "sandbox": kept}}
 
 
 def _write_csv(path: Path, runs: Sequence[TrialRun], per_bin: Mapping[str, Sequence[TrialPoint]],

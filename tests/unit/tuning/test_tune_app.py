@@ -8,6 +8,7 @@ import json
 import re
 import zlib
 from pathlib import Path
+from statistics import fmean
 
 import optuna
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from ponder.backends.scripted import ScriptedBackend, ScriptedSample
 from ponder.cli import main
 from ponder.core.generation import GenerationRequest
-from ponder.strategies.profile import load_profile
+from ponder.strategies.profile import agreement, load_profile
 
 QUIET = ["hydra/job_logging=none", "hydra/hydra_logging=none", "progress=false"]
 SPACE = ["~space", "+space.sc.strategy=self_consistency", "+space.sc.params.n=[1,2,4]",
@@ -85,6 +86,28 @@ def test_a_study_writes_fronts_and_a_profile_auto_can_load(
     assert strategies <= {"self_consistency", "short_mk"} and 1 <= len(profile.points) <= len(trials)
     tokens = [p.generated_tokens for p in profile.points]
     assert tokens == sorted(tokens)
+    assert profile.token_price == 0.5  # tune.token_price's default
+
+    # Accuracies are per bucket as the predictor calls each problem: all 'auto' will know.
+    def feature(record: dict) -> float:
+        if profile.predictor == "agreement":
+            return agreement([c["answer"] for c in record["candidates"]])
+        return min(max(fmean(c["score"] for c in record["candidates"]), 0.0), 1.0)
+
+    def ran(folder: Path) -> dict:
+        strategy = json.loads((folder / "summary.json").read_text())["config"]["strategy"]
+        strategy.get("program", {}).get("sandbox", {}).pop("python", None)  # the profile leaves it out
+        return strategy
+
+    called = {r["id"]: profile.thresholds.bucket(feature(r)) for r in probe}
+    for point in profile.points:
+        assert "python" not in point.strategy.get("program", {}).get("sandbox", {})
+        folder = next(f for f in (study / "trials").iterdir() if f.is_dir() and ran(f) == point.strategy)
+        records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
+        for bucket, accuracy in point.accuracy.items():
+            grades = [r["grade"] == "correct" for r in records if called[r["id"]] == bucket]
+            if grades:
+                assert accuracy == round(sum(grades) / len(grades), 3), (point.strategy, bucket)
 
 
 def test_the_same_command_resumes_and_a_larger_study_runs_only_the_missing_trials(
@@ -95,6 +118,9 @@ def test_the_same_command_resumes_and_a_larger_study_runs_only_the_missing_trial
     requests = sum(len(b.requests) for b in backends)
     assert tune(study, "tune.trials=2") == 0  # done: no trial, no request, results again
     assert completed(study) == 2 and sum(len(b.requests) for b in backends) == requests
+    assert tune(study, "tune.trials=2", "tune.token_price=0.3") == 0  # re-priced, nothing run
+    assert sum(len(b.requests) for b in backends) == requests
+    assert load_profile(study / "profile.yaml").token_price == 0.3
     assert tune(study, "tune.trials=3") == 0
     assert completed(study) == 3
 
