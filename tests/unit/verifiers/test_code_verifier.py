@@ -21,6 +21,7 @@ from ponder.budgets import Budget, Ledger
 from ponder.core.problem import Problem
 from ponder.core.result import Candidate
 from ponder.runtime import Run
+from ponder.verifiers import namespace
 from ponder.verifiers.base import Score, verifiers
 from ponder.verifiers.code import CodeTests, extract_program
 
@@ -255,6 +256,9 @@ async def test_missing_interpreter_cannot_be_scored() -> None:
 
 
 async def test_cancelling_kills_the_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The sandbox's one-off trial of bwrap runs first, so that the spy sees only these two
+    # (in a process where no earlier test has started a sandbox, it would be a third).
+    await namespace.problem_with(namespace.default_bwrap())
     started: list[asyncio.subprocess.Process] = []
     spawn = asyncio.create_subprocess_exec
 
