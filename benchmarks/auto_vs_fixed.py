@@ -4,17 +4,19 @@ The profile (default: the shipped ``configs/profiles/embedded.yaml``, made by ``
 the arithmetic set of seed 0) is tried on the arithmetic set of another seed. Rows, all on the
 same problems with the embedded model:
 
-- ``auto``: the probe, then the strategy the profile chooses per question (its tokens include
-  the probe's);
+- ``auto`` at each ``--token-price`` (default: the profile's): the probe, then the strategy
+  the profile chooses per question (its tokens include the probe's);
 - every point of the profile run as a fixed strategy on every problem;
-- self-consistency with N=8, the usual fixed baseline.
+- self-consistency with N=8 at its defaults (chains in words), the usual fixed baseline.
 
 Each row prints accuracy with a problem-level 95% bootstrap interval, mean generated tokens
-per problem, and the paired difference in accuracy to ``auto`` with its interval. The summary
-names the best fixed row at no more tokens than ``auto`` (picked on this split, which
-flatters the fixed strategies: a user would have had to pick it in advance).
+per problem, and the paired difference in accuracy to the first ``auto`` row with its
+interval. The summary names, for each ``auto`` row, the best fixed row at no more tokens
+(picked on this split, which flatters the fixed strategies: a user would have had to pick it
+in advance), and the baseline's accuracy and tokens against it.
 
-    python benchmarks/auto_vs_fixed.py [--problems 60] [--seed 1] [--profile FILE] [--budget 2000]
+    python benchmarks/auto_vs_fixed.py [--problems 60] [--seed 1] [--profile FILE]
+        [--budget 2000] [--token-price 0.1 --token-price 0.5]
 """
 
 from __future__ import annotations
@@ -101,24 +103,29 @@ async def main(args: argparse.Namespace) -> None:
                               "seed": args.seed})
     await engines.backend("embedded")
     started = time.monotonic()
-    auto = await run_row("auto", {"name": "auto", "profile": str(profile_path)}, problems, args.budget)
+    autos = []
+    for price in args.token_price or [profile.token_price]:
+        config = {"name": "auto", "profile": str(profile_path), "token_price": price}
+        autos.append(await run_row(f"auto, token price {price:g}", config, problems, args.budget))
     fixed = [await run_row(label(p.strategy), dict(p.strategy), problems, args.budget)
              for p in profile.points]
     baseline = await run_row("self_consistency(n=8) baseline", {"name": "self_consistency", "n": 8},
                              problems, args.budget)
     print(f"{len(problems)} arithmetic problems of seed {args.seed} (the profile's: {profile.source}); "
           f"budget {args.budget or 'none'} generated tokens per problem; {time.monotonic() - started:.0f} s")
-    print_rows([auto, *fixed, baseline], auto)
-    print("auto chose: " + ", ".join(f"{name} x{count}" for name, count in sorted(auto.chosen.items())))
-    affordable = [row for row in fixed if mean_tokens(row) <= mean_tokens(auto)]
-    if affordable:
-        best = max(affordable, key=lambda row: sum(row.right))
-        print(f"best fixed at no more tokens than auto ({mean_tokens(auto):.0f}): {best.name}, "
-              f"accuracy difference to auto {_difference(best, auto)}")
-    else:
-        print(f"no fixed point of the profile costs as little as auto ({mean_tokens(auto):.0f} tokens)")
-    print(f"self-consistency N=8 against auto: {_difference(baseline, auto)} accuracy, "
-          f"{mean_tokens(baseline) / mean_tokens(auto):.2f}x the tokens")
+    print_rows([*autos, *fixed, baseline], autos[0])
+    for auto in autos:
+        print(f"{auto.name} chose: "
+              + ", ".join(f"{name} x{count}" for name, count in sorted(auto.chosen.items())))
+        affordable = [row for row in fixed if mean_tokens(row) <= mean_tokens(auto)]
+        if affordable:
+            best = max(affordable, key=lambda row: sum(row.right))
+            print(f"  best fixed at no more tokens ({mean_tokens(auto):.0f}): {best.name}, "
+                  f"accuracy difference to auto {_difference(best, auto)}")
+        else:
+            print(f"  no fixed point of the profile costs as little ({mean_tokens(auto):.0f} tokens)")
+        print(f"  self-consistency N=8 against it: {_difference(baseline, auto)} accuracy, "
+              f"{mean_tokens(baseline) / mean_tokens(auto):.2f}x the tokens")
     await engines.close()
 
 
@@ -129,4 +136,6 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=1, help="the held-out set's seed (the profile's is 0)")
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--budget", type=int, default=None, help="generated tokens per problem")
+    parser.add_argument("--token-price", type=float, action="append", default=None,
+                        help="auto's token price (repeat for several auto rows; default: the profile's)")
     asyncio.run(main(parser.parse_args()))
